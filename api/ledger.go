@@ -1,0 +1,178 @@
+package api
+
+import (
+	"context"
+	"crypto/ed25519"
+
+	vitalproofv1 "github.com/vitalproof/vitalproof/api/gen/vitalproof/v1"
+	"github.com/vitalproof/vitalproof/provenance"
+)
+
+// LedgerBackend is what the ledger service needs of the ledger personality
+// (implemented by *provenance.Ledger). Errors should be *provenance.Error;
+// any other error is reported to the client as an internal error.
+type LedgerBackend interface {
+	Authenticate(ctx context.Context, apiKey string) (provenance.Principal, error)
+	RegisterHospital(ctx context.Context, h provenance.Hospital) (apiKey string, err error)
+	RegisterDevice(ctx context.Context, d provenance.Device) error
+	Device(ctx context.Context, id string) (provenance.Device, error)
+	SubmitEntries(ctx context.Context, hospitalID string, entries [][]byte) ([]provenance.SubmitResult, error)
+	Entry(ctx context.Context, index uint64) ([]byte, error)
+	InclusionProof(ctx context.Context, index, treeSize uint64) (provenance.InclusionProof, error)
+	Receipt(ctx context.Context, index uint64) ([]byte, error)
+	Checkpoint(ctx context.Context) ([]byte, error)
+	ConsistencyProof(ctx context.Context, from, to uint64) ([][32]byte, error)
+}
+
+type ledgerServer struct {
+	vitalproofv1.UnimplementedLedgerServiceServer
+	b LedgerBackend
+}
+
+// NewLedgerServer returns the ledger service over b. It only translates
+// between the wire and b; serve it on a server from [NewGRPCServer], whose
+// interceptors authenticate callers and map b's errors to statuses.
+func NewLedgerServer(b LedgerBackend) vitalproofv1.LedgerServiceServer {
+	return &ledgerServer{b: b}
+}
+
+func (s *ledgerServer) authenticate(ctx context.Context, apiKey string) (provenance.Principal, error) {
+	return s.b.Authenticate(ctx, apiKey)
+}
+
+func (s *ledgerServer) RegisterHospital(ctx context.Context, req *vitalproofv1.RegisterHospitalRequest) (*vitalproofv1.RegisterHospitalResponse, error) {
+	key, err := s.b.RegisterHospital(ctx, provenance.Hospital{
+		ID:        req.GetHospitalId(),
+		Name:      req.GetName(),
+		PublicKey: ed25519.PublicKey(req.GetPublicKey()),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &vitalproofv1.RegisterHospitalResponse{HospitalId: req.GetHospitalId(), ApiKey: key}, nil
+}
+
+func (s *ledgerServer) RegisterDevice(ctx context.Context, req *vitalproofv1.RegisterDeviceRequest) (*vitalproofv1.Device, error) {
+	err := s.b.RegisterDevice(ctx, provenance.Device{
+		ID:           req.GetDeviceId(),
+		Manufacturer: req.GetManufacturer(),
+		UDI:          req.GetUdi(),
+		Model:        req.GetModel(),
+		Firmware:     req.GetFirmware(),
+		PublicKey:    ed25519.PublicKey(req.GetPublicKey()),
+		Hospital:     req.GetHospitalId(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Answer with the device as stored: canonical UDI, status.
+	d, err := s.b.Device(ctx, req.GetDeviceId())
+	if err != nil {
+		return nil, err
+	}
+	return deviceProto(d), nil
+}
+
+func (s *ledgerServer) GetDevice(ctx context.Context, req *vitalproofv1.GetDeviceRequest) (*vitalproofv1.Device, error) {
+	d, err := s.b.Device(ctx, req.GetDeviceId())
+	if err != nil {
+		return nil, err
+	}
+	return deviceProto(d), nil
+}
+
+func deviceProto(d provenance.Device) *vitalproofv1.Device {
+	return &vitalproofv1.Device{
+		DeviceId:     d.ID,
+		Manufacturer: d.Manufacturer,
+		Udi:          d.UDI,
+		Model:        d.Model,
+		Firmware:     d.Firmware,
+		PublicKey:    d.PublicKey,
+		HospitalId:   d.Hospital,
+		Status:       string(d.Status),
+	}
+}
+
+func (s *ledgerServer) SubmitEntries(ctx context.Context, req *vitalproofv1.SubmitEntriesRequest) (*vitalproofv1.SubmitEntriesResponse, error) {
+	p, ok := PrincipalFrom(ctx)
+	if !ok {
+		return nil, &provenance.Error{Kind: provenance.KindInternal, Reason: "couldn't submit entries: no authenticated hospital"}
+	}
+	results, err := s.b.SubmitEntries(ctx, p.ID, req.GetEntries())
+	if err != nil {
+		return nil, err
+	}
+	resp := &vitalproofv1.SubmitEntriesResponse{Results: make([]*vitalproofv1.EntryResult, len(results))}
+	for i, r := range results {
+		er := &vitalproofv1.EntryResult{
+			Index:     r.Index,
+			LeafHash:  r.LeafHash[:],
+			Pending:   r.Pending,
+			Duplicate: r.Duplicate,
+			Receipt:   string(r.Receipt),
+		}
+		if r.Err != nil {
+			var internal bool
+			er.Error, internal = entryError(r.Err)
+			if internal {
+				logFrom(ctx).WarnContext(ctx, "internal error refusing an entry", "entry", i, "err", r.Err)
+			}
+		}
+		resp.Results[i] = er
+	}
+	return resp, nil
+}
+
+func (s *ledgerServer) GetEntry(ctx context.Context, req *vitalproofv1.GetEntryRequest) (*vitalproofv1.GetEntryResponse, error) {
+	e, err := s.b.Entry(ctx, req.GetIndex())
+	if err != nil {
+		return nil, err
+	}
+	return &vitalproofv1.GetEntryResponse{Index: req.GetIndex(), Entry: e}, nil
+}
+
+func (s *ledgerServer) GetInclusionProof(ctx context.Context, req *vitalproofv1.GetInclusionProofRequest) (*vitalproofv1.GetInclusionProofResponse, error) {
+	p, err := s.b.InclusionProof(ctx, req.GetIndex(), req.GetTreeSize())
+	if err != nil {
+		return nil, err
+	}
+	return &vitalproofv1.GetInclusionProofResponse{
+		Index:      p.Index,
+		TreeSize:   p.TreeSize,
+		Hashes:     hashesProto(p.Hashes),
+		Checkpoint: string(p.Checkpoint),
+	}, nil
+}
+
+func (s *ledgerServer) GetReceipt(ctx context.Context, req *vitalproofv1.GetReceiptRequest) (*vitalproofv1.GetReceiptResponse, error) {
+	r, err := s.b.Receipt(ctx, req.GetIndex())
+	if err != nil {
+		return nil, err
+	}
+	return &vitalproofv1.GetReceiptResponse{Index: req.GetIndex(), Receipt: string(r)}, nil
+}
+
+func (s *ledgerServer) GetCheckpoint(ctx context.Context, _ *vitalproofv1.GetCheckpointRequest) (*vitalproofv1.GetCheckpointResponse, error) {
+	cp, err := s.b.Checkpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &vitalproofv1.GetCheckpointResponse{Checkpoint: string(cp)}, nil
+}
+
+func (s *ledgerServer) GetConsistencyProof(ctx context.Context, req *vitalproofv1.GetConsistencyProofRequest) (*vitalproofv1.GetConsistencyProofResponse, error) {
+	p, err := s.b.ConsistencyProof(ctx, req.GetFrom(), req.GetTo())
+	if err != nil {
+		return nil, err
+	}
+	return &vitalproofv1.GetConsistencyProofResponse{From: req.GetFrom(), To: req.GetTo(), Hashes: hashesProto(p)}, nil
+}
+
+func hashesProto(hs [][32]byte) [][]byte {
+	out := make([][]byte, len(hs))
+	for i := range hs {
+		out[i] = hs[i][:]
+	}
+	return out
+}

@@ -1,0 +1,106 @@
+// Command vitalproof is VitalProof's command-line client: keys, hospital and
+// device registration, a simulated wearable, submissions, receipts and
+// their offline verification.
+//
+// Usage:
+//
+//	vitalproof keygen --name NAME --out FILE
+//	vitalproof policy --log-vkey-file FILE
+//	vitalproof hospital register --ledger URL --admin-key-file F --id ID --name NAME --vkey-file F [--api-key-out F]
+//	vitalproof device register --ledger URL --admin-key-file F --id ID --manufacturer M --udi UDI --model M --firmware V --vkey-file F --hospital ID
+//	vitalproof simulate --gateway URL --api-key-file F --device-key F --hospital ID [--start T] [--hours N] [--metrics LIST] [--receipts DIR]
+//	vitalproof submit --gateway URL --api-key-file F (--batch FILE | --fhir FILE)
+//	vitalproof receipt --ledger URL --index N [--out FILE]
+//	vitalproof checkpoint --ledger URL
+//	vitalproof verify receipt --policy FILE RECEIPT...
+//	vitalproof wait --url URL [--timeout D]
+//
+// Exit status: 0 on success, 1 when a check or request fails, 2 on bad usage.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+type command struct {
+	name, usage string
+	run         func(ctx context.Context, args []string) error
+}
+
+var commands = []command{
+	{"keygen", "keygen --name NAME --out FILE: create an Ed25519 signing key (device or hospital)", cmdKeygen},
+	{"policy", "policy --log-vkey-file FILE: print a tlog-policy for the log", cmdPolicy},
+	{"hospital", "hospital register ...: admit a hospital (operator)", cmdHospital},
+	{"device", "device register ...: register a device (operator)", cmdDevice},
+	{"simulate", "simulate ...: a simulated wearable submits a day of signed batches", cmdSimulate},
+	{"submit", "submit (--batch FILE | --fhir FILE): submit a native JSON batch or FHIR R4 resource", cmdSubmit},
+	{"receipt", "receipt --ledger URL --index N: fetch an entry's receipt", cmdReceipt},
+	{"checkpoint", "checkpoint --ledger URL: print the log's latest signed checkpoint", cmdCheckpoint},
+	{"verify", "verify receipt --policy FILE RECEIPT...: verify receipts offline", cmdVerify},
+	{"wait", "wait --url URL: wait until a server answers its health check", cmdWait},
+}
+
+// usageError marks bad usage (exit status 2).
+type usageError struct{ error }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	for _, c := range commands {
+		if c.name == os.Args[1] {
+			err := c.run(ctx, os.Args[2:])
+			var ue usageError
+			switch {
+			case err == nil:
+				return
+			case errors.Is(err, flag.ErrHelp):
+				os.Exit(0)
+			case errors.As(err, &ue):
+				fmt.Fprintf(os.Stderr, "vitalproof %s: %v\n", c.name, err)
+				os.Exit(2)
+			default:
+				fmt.Fprintf(os.Stderr, "vitalproof %s: %v\n", c.name, err)
+				os.Exit(1)
+			}
+		}
+	}
+	usage()
+	os.Exit(2)
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: vitalproof COMMAND [flags]\n\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(os.Stderr, "  %s\n", c.usage)
+	}
+}
+
+func newFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("vitalproof "+name, flag.ContinueOnError)
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string, required ...string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	for _, r := range required {
+		if f := fs.Lookup(r); f == nil || f.Value.String() == "" {
+			return usageError{fmt.Errorf("--%s is required", r)}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	v1 "github.com/vitalproof/vitalproof/api/gen/vitalproof/v1"
+	"github.com/vitalproof/vitalproof/wearables"
+)
+
+// cmdSimulate is a simulated wearable: it produces readings, commits to
+// them, signs each batch's entry with the device key and submits the
+// batches to a gateway, each metric's batches in chain order.
+func cmdSimulate(ctx context.Context, args []string) error {
+	fs := newFlags("simulate")
+	gateway := fs.String("gateway", "http://127.0.0.1:8090", "gateway REST base URL")
+	apiKey := fs.String("api-key-file", "", "file holding a gateway API key (role submitter)")
+	deviceKey := fs.String("device-key", "", "the device's private key file (from vitalproof keygen); its name is the device ID")
+	hospital := fs.String("hospital", "", "the hospital the device is assigned to")
+	startFlag := fs.String("start", "yesterday", "start of the first window: yesterday (00:00 UTC) or an RFC 3339 time")
+	hours := fs.Int("hours", 24, "hours of readings")
+	metrics := fs.String("metrics", "heart-rate,spo2,body-temperature,steps", "comma-separated metric codes")
+	every := fs.Duration("reading-every", time.Minute, "time between readings")
+	window := fs.Duration("batch-every", time.Hour, "batch window")
+	receipts := fs.String("receipts", "", "directory to write receipt-<index>.tlog-proof files to")
+	fhirSample := fs.String("fhir-sample", "", "also write, to this file, a FHIR Bundle of the next hour's heart-rate Observations without a device signature")
+	if err := parse(fs, args, "api-key-file", "device-key", "hospital"); err != nil {
+		return err
+	}
+	skey, err := readTrimmed(*deviceKey)
+	if err != nil {
+		return fmt.Errorf("couldn't read device key: %w", err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		return fmt.Errorf("%s: not a signing key: %w", *deviceKey, err)
+	}
+	var start time.Time
+	if *startFlag == "yesterday" {
+		start = time.Now().UTC().Truncate(24*time.Hour).Add(-24 * time.Hour)
+	} else if start, err = time.Parse(time.RFC3339, *startFlag); err != nil {
+		return usageError{fmt.Errorf("--start: %w", err)}
+	}
+	ms := strings.Split(*metrics, ",")
+	for _, m := range ms {
+		if _, ok := wearables.MetricByCode(m); !ok {
+			return usageError{fmt.Errorf("--metrics: unknown metric %q", m)}
+		}
+	}
+	sim, err := wearables.NewSimulator(signer.Name(), *hospital, signer, nil)
+	if err != nil {
+		return err
+	}
+	batches, err := sim.Span(start, time.Duration(*hours)*time.Hour, ms, *window, *every)
+	if err != nil {
+		return err
+	}
+	c, err := newClient(*gateway, *apiKey)
+	if err != nil {
+		return err
+	}
+	// One worker per metric keeps each chain in order; metrics go in parallel.
+	byMetric := map[string][]*wearables.Batch{}
+	readings := 0
+	for _, b := range batches {
+		byMetric[b.Entry.Header.Metric] = append(byMetric[b.Entry.Header.Metric], b)
+		readings += len(b.Readings)
+	}
+	fmt.Fprintf(os.Stderr, "device %s: %d batches (%d readings) from %s, %d metrics\n",
+		signer.Name(), len(batches), readings, start.Format(time.RFC3339), len(ms))
+	t0 := time.Now()
+	var done, pending atomic.Int64
+	var wg sync.WaitGroup
+	errc := make(chan error, len(byMetric))
+	stop := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				n := done.Load()
+				fmt.Fprintf(os.Stderr, "  submitted %d/%d batches (%d%%)\n", n, len(batches), 100*n/int64(len(batches)))
+			}
+		}
+	}()
+	for _, list := range byMetric {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, b := range list {
+				req := &v1.SubmitBatchRequest{Entry: string(b.Entry.Bytes), Salt: b.Salt[:]}
+				for _, r := range b.Readings {
+					req.Readings = append(req.Readings, &v1.Reading{Offset: r.Offset, Value: r.Value})
+				}
+				var res v1.BatchResult
+				if err := c.call(ctx, http.MethodPost, "/api/v1/gateway/batches", req, &res); err != nil {
+					errc <- fmt.Errorf("batch %s seq %d: %w", b.Entry.Header.Metric, b.Entry.Header.Seq, err)
+					return
+				}
+				if res.Pending {
+					pending.Add(1)
+				} else if *receipts != "" {
+					if err := writeReceipt(*receipts, res.Index, res.Receipt); err != nil {
+						errc <- err
+						return
+					}
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	close(errc)
+	var errs []error
+	for err := range errc {
+		errs = append(errs, err)
+	}
+	took := time.Since(t0)
+	fmt.Printf("submitted %d batches, %d readings in %s (%.0f batches/s); %d pending\n",
+		done.Load(), readings, took.Round(time.Millisecond), float64(done.Load())/took.Seconds(), pending.Load())
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if *fhirSample != "" {
+		next := start.Add(time.Duration(*hours) * time.Hour)
+		if next.After(time.Now().Add(-time.Hour)) {
+			next = time.Now().UTC().Truncate(time.Hour).Add(-time.Hour)
+		}
+		grp, err := sim.Observations("heart-rate", next, time.Hour, 5*time.Minute)
+		if err != nil {
+			return err
+		}
+		grp.PatientRef = "Patient/demo-patient-1"
+		b, err := wearables.ExportObservations(grp)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*fhirSample, b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,500 @@
+package node
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"golang.org/x/mod/sumdb/note"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/vitalproof/vitalproof/api"
+	vlog "github.com/vitalproof/vitalproof/log"
+	"github.com/vitalproof/vitalproof/log/checkpoint"
+	"github.com/vitalproof/vitalproof/log/receipt"
+	trillianlog "github.com/vitalproof/vitalproof/log/trillian"
+	"github.com/vitalproof/vitalproof/provenance"
+)
+
+// Node is a running vitalproofd: its services, listeners and background loops.
+type Node struct {
+	cfg *Config
+	log *slog.Logger
+
+	// Ledger and Gateway are nil when not served.
+	Ledger  *provenance.Ledger
+	Gateway *provenance.Gateway
+	// LogVerifierKey is the log's checkpoint verifier key (vkey), when the ledger runs.
+	LogVerifierKey string
+	// LedgerHTTP, LedgerGRPC, GatewayHTTP and GatewayGRPC are the bound addresses.
+	LedgerHTTP, LedgerGRPC, GatewayHTTP, GatewayGRPC string
+
+	closers []func(context.Context) error
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	errs    chan error
+}
+
+// Start starts the configured services and returns once they listen. cfg
+// must have had SetDefaults called. Close stops everything in reverse order.
+func Start(ctx context.Context, cfg *Config, logger *slog.Logger) (n *Node, err error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	n = &Node{cfg: cfg, log: logger, cancel: cancel, errs: make(chan error, 8)}
+	defer func() {
+		if err != nil {
+			n.Close(context.Background())
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("couldn't create data dir: %w", err)
+	}
+	if cfg.Serves("ledger") {
+		if err := n.startLedger(ctx, runCtx); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Serves("gateway") {
+		if err := n.startGateway(ctx, runCtx); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// Errors reports fatal errors of the node's servers.
+func (n *Node) Errors() <-chan error { return n.errs }
+
+// Close stops the node: HTTP and gRPC servers first, then the gateway's
+// forwarders, the ledger's loops, and last the log and databases.
+func (n *Node) Close(ctx context.Context) error {
+	n.cancel()
+	var errs []error
+	for i := len(n.closers) - 1; i >= 0; i-- {
+		if err := n.closers[i](ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	n.closers = nil
+	n.wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (n *Node) onClose(f func(context.Context) error) { n.closers = append(n.closers, f) }
+
+func (n *Node) goLoop(name string, f func() error) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := f(); err != nil {
+			n.log.Error("background loop stopped", "loop", name, "err", err)
+		}
+	}()
+}
+
+// OpenDB opens (creating it if missing) the database of dsn and applies schema.
+func OpenDB(ctx context.Context, dsn, schema string) (*sql.DB, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't parse DSN: %w", err)
+	}
+	if cfg.DBName == "" {
+		return nil, errors.New("couldn't open database: the DSN names no database")
+	}
+	cfg.MultiStatements = true
+	cfg.ParseTime = true
+	cfg.InterpolateParams = true
+	name := cfg.DBName
+	server := *cfg
+	server.DBName = ""
+	root, err := sql.Open("mysql", server.FormatDSN())
+	if err != nil {
+		return nil, fmt.Errorf("couldn't open database server: %w", err)
+	}
+	defer root.Close()
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := root.PingContext(pctx); err != nil {
+		return nil, fmt.Errorf("couldn't reach MariaDB/MySQL at %s (deploy/mariadb.sh starts a local one): %w", cfg.Addr, err)
+	}
+	if _, err := root.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS `"+strings.ReplaceAll(name, "`", "")+"`"); err != nil {
+		return nil, fmt.Errorf("couldn't create database %s: %w", name, err)
+	}
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		return nil, fmt.Errorf("couldn't open database %s: %w", name, err)
+	}
+	db.SetMaxOpenConns(32)
+	db.SetMaxIdleConns(32)
+	if schema != "" {
+		if err := provenance.ApplySchema(ctx, db, schema); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("database %s: %w", name, err)
+		}
+	}
+	return db, nil
+}
+
+// TrillianDSN returns dsn with the options Trillian's MySQL storage needs.
+func trillianDSN(dsn string) (string, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return "", fmt.Errorf("couldn't parse ledger.trillian.db: %w", err)
+	}
+	cfg.InterpolateParams = true
+	return cfg.FormatDSN(), nil
+}
+
+func (n *Node) startLedger(ctx, runCtx context.Context) error {
+	lc := &n.cfg.Ledger
+	var lg vlog.Log
+	switch lc.Trillian.Mode {
+	case "embedded":
+		// Make sure the database exists; the embedded log applies Trillian's schema.
+		tdb, err := OpenDB(ctx, lc.Trillian.DB, "")
+		if err != nil {
+			return fmt.Errorf("ledger.trillian.db: %w", err)
+		}
+		tdb.Close()
+		dsn, err := trillianDSN(lc.Trillian.DB)
+		if err != nil {
+			return err
+		}
+		opts := trillianlog.EmbeddedOptions{
+			DSN:                dsn,
+			TreeName:           lc.Trillian.TreeName,
+			SequencerInterval:  lc.Trillian.SequencerInterval,
+			SequencerBatchSize: lc.Trillian.SequencerBatch,
+			Logger:             n.log,
+		}
+		l, shutdown, err := trillianlog.NewEmbedded(ctx, opts)
+		if err != nil {
+			return fmt.Errorf("couldn't start embedded Trillian: %w", err)
+		}
+		n.onClose(shutdown)
+		lg = l
+	case "remote":
+		l, err := trillianlog.NewRemote(ctx, trillianlog.RemoteOptions{
+			LogAddr:    lc.Trillian.LogAddr,
+			AdminAddr:  lc.Trillian.AdminAddr,
+			TreeName:   lc.Trillian.TreeName,
+			CreateTree: true,
+			Logger:     n.log,
+		})
+		if err != nil {
+			return fmt.Errorf("couldn't connect to Trillian at %s: %w", lc.Trillian.LogAddr, err)
+		}
+		n.onClose(func(context.Context) error { return l.Close() })
+		lg = l
+	}
+
+	db, err := OpenDB(ctx, lc.DB, provenance.LedgerSchema)
+	if err != nil {
+		return fmt.Errorf("ledger.db: %w", err)
+	}
+	n.onClose(func(context.Context) error { return db.Close() })
+
+	signer, vkey, err := checkpoint.LoadOrCreateKey(lc.KeyFile, lc.Origin)
+	if err != nil {
+		return fmt.Errorf("ledger.key_file: %w", err)
+	}
+	n.LogVerifierKey = vkey
+	if err := os.WriteFile(strings.TrimSuffix(lc.KeyFile, filepath.Ext(lc.KeyFile))+".vkey", []byte(vkey+"\n"), 0o644); err != nil {
+		return fmt.Errorf("couldn't write the log's verifier key: %w", err)
+	}
+	cps := checkpoint.NewPublisher(lg, signer)
+	awaiter := vlog.NewAwaiter(runCtx, lg, vlog.DefaultAwaitInterval)
+	n.onClose(func(context.Context) error { awaiter.Close(); return nil })
+
+	adminKey, err := loadOrCreateAPIKey(lc.AdminKeyFile)
+	if err != nil {
+		return fmt.Errorf("ledger.admin_key_file: %w", err)
+	}
+	ledger, err := provenance.NewLedger(provenance.LedgerConfig{
+		DB:                 db,
+		Log:                lg,
+		Checkpoints:        cps,
+		Awaiter:            awaiter,
+		FormatReceipt:      receipt.Format,
+		AdminKey:           adminKey,
+		IntegrationTimeout: lc.IntegrationTimeout,
+		Logger:             n.log,
+	})
+	if err != nil {
+		return err
+	}
+	n.Ledger = ledger
+	n.goLoop("ledger reconciler", func() error { return ledger.Run(runCtx) })
+
+	gs := api.NewGRPCServer(api.WithLogger(n.log))
+	api.RegisterLedger(gs, ledger)
+	grpcAddr, err := n.serveGRPC(gs, lc.GRPC)
+	if err != nil {
+		return fmt.Errorf("ledger.grpc: %w", err)
+	}
+	n.LedgerGRPC = grpcAddr
+	h, err := n.httpHandler(runCtx, grpcAddr, api.HTTPOptions{Ledger: true})
+	if err != nil {
+		return err
+	}
+	addr, err := n.serveHTTP(h, lc.HTTP)
+	if err != nil {
+		return fmt.Errorf("ledger.http: %w", err)
+	}
+	n.LedgerHTTP = addr
+	n.log.Info("ledger serving", "grpc", grpcAddr, "http", addr, "origin", lc.Origin, "trillian", lc.Trillian.Mode)
+	return nil
+}
+
+func (n *Node) startGateway(ctx, runCtx context.Context) error {
+	gc := &n.cfg.Gateway
+	db, err := OpenDB(ctx, gc.DB, provenance.GatewaySchema)
+	if err != nil {
+		return fmt.Errorf("gateway.db: %w", err)
+	}
+	n.onClose(func(context.Context) error { return db.Close() })
+	signer, err := loadOrCreateSigner(gc.HospitalKeyFile, gc.HospitalID)
+	if err != nil {
+		return fmt.Errorf("gateway.hospital_key_file: %w", err)
+	}
+	ledgerAddr := gc.LedgerAddr
+	if ledgerAddr == "" {
+		ledgerAddr = n.LedgerGRPC // this process's ledger
+	}
+	conn, err := grpc.NewClient(ledgerAddr, append(api.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	if err != nil {
+		return fmt.Errorf("gateway.ledger_addr: %w", err)
+	}
+	n.onClose(func(context.Context) error { return conn.Close() })
+	ledgerClient := &lazyLedgerClient{conn: conn, key: fileKey(gc.LedgerAPIKeyFile)}
+	adminKey, err := loadOrCreateAPIKey(gc.AdminKeyFile)
+	if err != nil {
+		return fmt.Errorf("gateway.admin_key_file: %w", err)
+	}
+	gw, err := provenance.NewGateway(provenance.GatewayConfig{
+		HospitalID:     gc.HospitalID,
+		HospitalSigner: signer,
+		Ledger:         ledgerClient,
+		DB:             db,
+		APIKeys:        map[string]provenance.Principal{adminKey: {ID: "gateway-admin", Role: provenance.RoleAdmin}},
+		FlushEntries:   gc.FlushEntries,
+		FlushDelay:     gc.FlushDelay,
+		Flushers:       gc.Flushers,
+		Logger:         n.log,
+	})
+	if err != nil {
+		return err
+	}
+	n.onClose(func(context.Context) error { gw.Close(); return nil })
+	n.Gateway = gw
+	n.goLoop("gateway outbox", func() error { return gw.Run(runCtx) })
+
+	gs := api.NewGRPCServer(api.WithLogger(n.log))
+	api.RegisterGateway(gs, gw)
+	grpcAddr, err := n.serveGRPC(gs, gc.GRPC)
+	if err != nil {
+		return fmt.Errorf("gateway.grpc: %w", err)
+	}
+	n.GatewayGRPC = grpcAddr
+	h, err := n.httpHandler(runCtx, grpcAddr, api.HTTPOptions{Gateway: true})
+	if err != nil {
+		return err
+	}
+	addr, err := n.serveHTTP(h, gc.HTTP)
+	if err != nil {
+		return fmt.Errorf("gateway.http: %w", err)
+	}
+	n.GatewayHTTP = addr
+	n.log.Info("gateway serving", "grpc", grpcAddr, "http", addr, "hospital", gc.HospitalID, "ledger", ledgerAddr)
+	return nil
+}
+
+func (n *Node) serveGRPC(gs *grpc.Server, addr string) (string, error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("couldn't listen: %w", err)
+	}
+	n.goLoop("grpc "+addr, func() error {
+		if err := gs.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			n.errs <- err
+			return err
+		}
+		return nil
+	})
+	n.onClose(func(ctx context.Context) error {
+		done := make(chan struct{})
+		go func() { gs.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			gs.Stop()
+		}
+		return nil
+	})
+	return lis.Addr().String(), nil
+}
+
+func (n *Node) httpHandler(ctx context.Context, grpcAddr string, opts api.HTTPOptions) (http.Handler, error) {
+	conn, err := grpc.NewClient(grpcAddr, append(api.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't dial own gRPC server: %w", err)
+	}
+	n.onClose(func(context.Context) error { return conn.Close() })
+	return api.NewHTTPHandler(ctx, conn, opts)
+}
+
+func (n *Node) serveHTTP(h http.Handler, addr string) (string, error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("couldn't listen: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	n.goLoop("http "+addr, func() error {
+		if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.errs <- err
+			return err
+		}
+		return nil
+	})
+	n.onClose(func(ctx context.Context) error { return srv.Shutdown(ctx) })
+	return lis.Addr().String(), nil
+}
+
+// loadOrCreateAPIKey reads an API key from path, or creates one there (mode 0600).
+func loadOrCreateAPIKey(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		k := strings.TrimSpace(string(b))
+		if k == "" {
+			return "", fmt.Errorf("%s is empty", path)
+		}
+		return k, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("couldn't read API key: %w", err)
+	}
+	k, _, err := provenance.NewAPIKey()
+	if err != nil {
+		return "", err
+	}
+	if err := writeSecret(path, k+"\n"); err != nil {
+		return "", err
+	}
+	return k, nil
+}
+
+// loadOrCreateSigner reads a note signer key from path, or creates one for name.
+func loadOrCreateSigner(path, name string) (note.Signer, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		skey, vkey, err := note.GenerateKey(nil, name)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't generate key: %w", err)
+		}
+		if err := writeSecret(path, skey+"\n"); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(path+".vkey", []byte(vkey+"\n"), 0o644); err != nil {
+			return nil, fmt.Errorf("couldn't write verifier key: %w", err)
+		}
+		b = []byte(skey)
+	} else if err != nil {
+		return nil, fmt.Errorf("couldn't read key: %w", err)
+	}
+	s, err := note.NewSigner(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't parse key %s: %w", path, err)
+	}
+	if s.Name() != name {
+		return nil, fmt.Errorf("key %s is named %q, want %q", path, s.Name(), name)
+	}
+	return s, nil
+}
+
+func writeSecret(path, content string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("couldn't create %s: %w", filepath.Dir(path), err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("couldn't create %s: %w", path, err)
+	}
+	if _, err := f.WriteString(content); err != nil {
+		f.Close()
+		return fmt.Errorf("couldn't write %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// fileKey returns a function reading an API key from path when first
+// needed, and again until it succeeds.
+func fileKey(path string) func() (string, error) {
+	var mu sync.Mutex
+	var key string
+	return func() (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if key != "" {
+			return key, nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", fmt.Errorf("couldn't read the hospital's ledger API key from %s: %w", path, err)
+		}
+		key = strings.TrimSpace(string(b))
+		return key, nil
+	}
+}
+
+// lazyLedgerClient builds the gateway's ledger client once the hospital's
+// ledger API key can be read, so that a gateway may start before its
+// hospital is admitted.
+type lazyLedgerClient struct {
+	conn *grpc.ClientConn
+	key  func() (string, error)
+	mu   sync.Mutex
+	c    provenance.LedgerClient
+}
+
+func (l *lazyLedgerClient) client() (provenance.LedgerClient, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.c != nil {
+		return l.c, nil
+	}
+	k, err := l.key()
+	if err != nil {
+		return nil, &provenance.Error{Kind: provenance.KindUnavailable, Reason: "the gateway has no API key for the ledger yet", Err: err}
+	}
+	l.c = api.NewLedgerClient(l.conn, k)
+	return l.c, nil
+}
+
+func (l *lazyLedgerClient) SubmitEntries(ctx context.Context, entries [][]byte) ([]provenance.SubmitResult, error) {
+	c, err := l.client()
+	if err != nil {
+		return nil, err
+	}
+	return c.SubmitEntries(ctx, entries)
+}
+
+func (l *lazyLedgerClient) Receipt(ctx context.Context, index uint64) ([]byte, error) {
+	c, err := l.client()
+	if err != nil {
+		return nil, err
+	}
+	return c.Receipt(ctx, index)
+}
