@@ -49,7 +49,7 @@ func newFakeLedger() *fakeLedger {
 	return &fakeLedger{
 		hospitals: map[string]provenance.Hospital{"h1": {ID: "h1", Name: "One"}},
 		devices: map[string]provenance.Device{"d1": {
-			ID: "d1", Manufacturer: "acme", UDI: "(01)00812345678906(21)SN1", Model: "W1",
+			ID: "d1", Manufacturer: "acme", UDI: "(01)00812345678901(21)SN1", Model: "W1",
 			Firmware: "1.0", PublicKey: make(ed25519.PublicKey, 32), Hospital: "h1", Status: provenance.DeviceActive,
 		}},
 		entries: [][]byte{[]byte("vitalproof/entry/v1\nzero\n")},
