@@ -30,8 +30,13 @@ func NewLedgerClient(conn *grpc.ClientConn, apiKey string) provenance.LedgerClie
 	return &ledgerClient{c: vitalproofv1.NewLedgerServiceClient(conn), bearer: "Bearer " + apiKey}
 }
 
+// auth sets the hospital's key as the call's only authorization, replacing
+// any the caller's context carries.
 func (c *ledgerClient) auth(ctx context.Context) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, "authorization", c.bearer)
+	md, _ := metadata.FromOutgoingContext(ctx)
+	md = md.Copy()
+	md.Set("authorization", c.bearer)
+	return metadata.NewOutgoingContext(ctx, md)
 }
 
 func (c *ledgerClient) SubmitEntries(ctx context.Context, entries [][]byte) ([]provenance.SubmitResult, error) {

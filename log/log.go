@@ -4,7 +4,14 @@
 // The [Log] interface is what the ledger personality (package provenance)
 // needs of a log engine. Package log/trillian implements it on Google
 // Trillian, embedded in-process or over gRPC; another engine (Tessera, say)
-// could implement it too.
+// could implement it too, and package log/logtest holds the oracle test any
+// implementation must pass and an in-memory Log for tests.
+//
+// Around the interface: [LeafHash] (the RFC 6962 leaf hash that identifies a
+// leaf), [VerifyInclusion] and [VerifyConsistency] (RFC 6962 proof checks
+// with errors wrapping [ErrInvalidProof]), and the [Awaiter], which waits for
+// queued leaves to be integrated. Checkpoints are in log/checkpoint and
+// receipts in log/receipt.
 package log
 
 import (

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -429,5 +430,78 @@ func TestCanary(t *testing.T) {
 	var got string
 	if err := e.gatewayDB.QueryRow("SELECT patient_ref FROM batches WHERE leaf_index = ?", res.Index).Scan(&got); err != nil || got != patient {
 		t.Errorf("private store patient_ref = %q, %v; want the canary", got, err)
+	}
+}
+
+// TestFHIR: a device-attested Bundle and plain Observations go through the
+// gateway's FHIR path; the entries record their attestation level and their
+// receipts verify.
+func TestFHIR(t *testing.T) {
+	e := newEnv(t)
+	ctx := e.as(context.Background(), e.submitterKey)
+	sim, err := wearables.NewSimulator(testDevice, testHospital, e.device, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := sim.Batch("glucose", hour(3), time.Hour, 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle, err := wearables.ExportFHIR(b, "Patient/fhir-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.gateway.SubmitFHIR(ctx, &v1.SubmitFHIRRequest{Resource: bundle})
+	if err != nil {
+		t.Fatalf("attested Bundle: %v", err)
+	}
+	if len(res.Results) != 1 || res.Results[0].Attestation != "device" || res.Results[0].Readings != 12 {
+		t.Fatalf("attested Bundle results = %+v", res.Results)
+	}
+	grp, err := sim.Observations("heart-rate", hour(2), time.Hour, 10*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grp.PatientRef = "Patient/fhir-test"
+	obs, err := wearables.ExportObservations(grp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ { // twice: the gateway's own chain goes on
+		res, err = e.gateway.SubmitFHIR(ctx, &v1.SubmitFHIRRequest{Resource: obs})
+		if err != nil {
+			t.Fatalf("plain Observations (%d): %v", i, err)
+		}
+		if len(res.Results) != 1 || res.Results[0].Attestation != "gateway" {
+			t.Fatalf("plain Observations results = %+v", res.Results)
+		}
+		v, err := receipt.Verify(e.policy(), []byte(res.Results[0].Receipt))
+		if err != nil {
+			t.Fatal(err)
+		}
+		entry, err := wearables.ParseEntry(v.Entry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hv := readFile(t, e.cfg.Gateway.HospitalKeyFile+".vkey")
+		verifier, err := note.NewVerifier(hv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := wearables.VerifyEntry(v.Entry, verifier); err != nil {
+			t.Errorf("gateway-attested entry is not signed by the hospital's key: %v", err)
+		}
+		if entry.Header.Seq != uint64(i+1) || entry.Header.Attestation != wearables.AttestGateway {
+			t.Errorf("gateway entry %d: seq %d attestation %s", i, entry.Header.Seq, entry.Header.Attestation)
+		}
+	}
+	// Malformed FHIR is refused and writes nothing.
+	batches := e.count(e.gatewayDB, "batches")
+	_, err = e.gateway.SubmitFHIR(ctx, &v1.SubmitFHIRRequest{Resource: []byte(`{"resourceType":"Observation"}`)})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("malformed FHIR: code %v, want InvalidArgument", status.Code(err))
+	}
+	if got := e.count(e.gatewayDB, "batches"); got != batches {
+		t.Errorf("malformed FHIR left %d rows", got-batches)
 	}
 }
