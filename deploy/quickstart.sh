@@ -88,11 +88,13 @@ step "a simulated wearable submits yesterday's readings"
 bin/vitalproof simulate --gateway "http://$GATEWAY_HTTP" --api-key-file "$D/hub.apikey" \
   --device-key "$D/device.key" --hospital demo-hospital --start yesterday --hours 24 \
   --metrics heart-rate,spo2,body-temperature,systolic-bp,diastolic-bp,glucose,steps \
-  --receipts "$OUT" --fhir-sample "$OUT/observations.fhir.json"
+  --receipts "$OUT" --fhir-sample "$OUT/observations.fhir.json" | tee "$OUT/simulate.txt"
+readings=$(sed -n 's/^submitted [0-9]* batches, \([0-9]*\) readings.*/\1/p' "$OUT/simulate.txt")
 
 step "an integration engine sends FHIR Observations without a device signature"
 bin/vitalproof submit --gateway "http://$GATEWAY_HTTP" --api-key-file "$D/hub.apikey" \
-  --fhir "$OUT/observations.fhir.json" --receipts "$OUT"
+  --fhir "$OUT/observations.fhir.json" --receipts "$OUT" | tee "$OUT/fhir.txt"
+fhir_readings=$(sed -n 's/.*: \([0-9]*\) readings, attestation.*/\1/p' "$OUT/fhir.txt" | awk '{s+=$1} END {print s+0}')
 
 step "verify every receipt offline"
 bin/vitalproof policy --log-vkey-file "$D/log.vkey" > "$OUT/policy.txt"
@@ -106,6 +108,7 @@ size=$(echo "$checkpoint" | sed -n 2p)
 stop_daemon
 trap - EXIT
 echo "entries logged:      $receipts (all receipts verified offline)"
+echo "readings committed:  $((readings + fhir_readings)) (kept only in the gateway's private store)"
 echo "tree size:           $size"
 echo "time taken:          $(( $(date +%s) - started ))s"
 echo "left in $OUT/: policy.txt, receipt-<index>.tlog-proof, vitalproofd.log, vitalproofd.yaml, data/"

@@ -24,8 +24,14 @@ grep -rl --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]+\(' . | sort | while r
   pkg="./$(dirname "${f#./}")"
   grep -oE '^func Fuzz[A-Za-z0-9_]+' "$f" | sed 's/^func //' | while read -r target; do
     echo "-- $pkg $target"
-    go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" 2>&1 | tail -n 3
-    test "${PIPESTATUS[0]}" -eq 0
+    out=$(mktemp)
+    if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" > "$out" 2>&1; then
+      cat "$out"
+      rm -f "$out"
+      exit 1
+    fi
+    tail -n 1 "$out"
+    rm -f "$out"
   done
 done
 

@@ -83,15 +83,18 @@ func cmdSimulate(ctx context.Context, args []string) error {
 	errc := make(chan error, len(byMetric))
 	stop := make(chan struct{})
 	go func() {
-		tick := time.NewTicker(time.Second)
+		tick := time.NewTicker(2 * time.Second)
 		defer tick.Stop()
+		last := int64(-1)
 		for {
 			select {
 			case <-stop:
 				return
 			case <-tick.C:
-				n := done.Load()
-				fmt.Fprintf(os.Stderr, "  submitted %d/%d batches (%d%%)\n", n, len(batches), 100*n/int64(len(batches)))
+				if n := done.Load(); n != last {
+					last = n
+					fmt.Fprintf(os.Stderr, "  submitted %d/%d batches (%d%%)\n", n, len(batches), 100*n/int64(len(batches)))
+				}
 			}
 		}
 	}()
