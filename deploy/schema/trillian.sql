@@ -1,0 +1,1 @@
+../../log/trillian/schema/storage.sql
