@@ -364,7 +364,15 @@ func (g *Gateway) flush(ctx context.Context, subs []*submission) {
 	for i, s := range forward {
 		raw[i] = s.entry.Bytes
 	}
-	results, err := g.cfg.Ledger.SubmitEntries(ctx, raw)
+	var results []SubmitResult
+	for attempt := 0; ; attempt++ {
+		results, err = g.cfg.Ledger.SubmitEntries(ctx, raw)
+		if k := KindOf(err); err == nil || attempt == 2 || (k != KindUnavailable && k != KindInternal) || ctx.Err() != nil {
+			break
+		}
+		g.log.DebugContext(ctx, "retrying forward to the ledger", "attempt", attempt+1, "err", err)
+		time.Sleep(time.Duration(100<<attempt) * time.Millisecond)
+	}
 	if err == nil && len(results) != len(forward) {
 		err = internal("forward entries", fmt.Errorf("ledger answered %d results for %d entries", len(results), len(forward)))
 	}

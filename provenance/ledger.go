@@ -40,6 +40,9 @@ const (
 	// DefaultReconcileInterval is how often the reconciler queues again
 	// accepted entries that are not yet integrated.
 	DefaultReconcileInterval = 5 * time.Second
+	// maxRecordAttempts bounds the retries of a transaction that lost a
+	// race (deadlock, lock wait timeout, duplicate key).
+	maxRecordAttempts = 5
 	// MaxEntriesPerSubmit bounds one SubmitEntries call.
 	MaxEntriesPerSubmit = 1000
 )
@@ -352,9 +355,11 @@ func (l *Ledger) SubmitEntries(ctx context.Context, hospitalID string, raw [][]b
 	var fresh [][]byte
 	for attempt := 0; ; attempt++ {
 		fresh, err = l.record(ctx, entries, results)
-		if err == nil || attempt == 2 || !isRetryable(err) {
+		if err == nil || attempt == maxRecordAttempts-1 || !isRetryable(err) {
 			break
 		}
+		l.log.DebugContext(ctx, "retrying entry transaction", "attempt", attempt+1, "err", err)
+		time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond)
 	}
 	if err != nil {
 		return nil, err
@@ -389,7 +394,7 @@ func (l *Ledger) SubmitEntries(ctx context.Context, hospitalID string, raw [][]b
 // their chains' new heads, in one transaction. It returns the new leaves.
 func (l *Ledger) record(ctx context.Context, entries []*wearables.Entry, results []SubmitResult) ([][]byte, error) {
 	var fresh [][]byte
-	err := inTx(ctx, l.cfg.DB, func(tx *sql.Tx) error {
+	err := inTxOpts(ctx, l.cfg.DB, readCommitted, func(tx *sql.Tx) error {
 		fresh = fresh[:0]
 		var hashes []any
 		var chainKeys []any
@@ -738,7 +743,17 @@ func rowPlaceholders(rows, cols int) string {
 }
 
 func inTx(ctx context.Context, db *sql.DB, f func(*sql.Tx) error) error {
-	tx, err := db.BeginTx(ctx, nil)
+	return inTxOpts(ctx, db, nil, f)
+}
+
+// readCommitted is the isolation of the entry-recording transaction: it
+// locks only the chain rows that exist (no gap locks), so transactions on
+// different chains never wait for each other; a race on a new chain ends
+// in a duplicate key, and the transaction is retried.
+var readCommitted = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+
+func inTxOpts(ctx context.Context, db *sql.DB, opts *sql.TxOptions, f func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, opts)
 	if err != nil {
 		return internal("begin transaction", err)
 	}

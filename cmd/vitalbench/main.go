@@ -175,6 +175,8 @@ func run(duration time.Duration, devices, perBatch, rate int, prefix, server str
 	fmt.Fprintf(os.Stderr, "submitting for %s...\n", duration)
 	var done atomic.Int64
 	var failed atomic.Int64
+	var failMu sync.Mutex
+	var failures []string
 	lat := make([][]time.Duration, devices)
 	deadline := time.Now().Add(duration)
 	start := time.Now()
@@ -196,7 +198,7 @@ func run(duration time.Duration, devices, perBatch, rate int, prefix, server str
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for _, req := range queues[d] {
+			for k, req := range queues[d] {
 				if time.Now().After(deadline) {
 					return
 				}
@@ -204,9 +206,15 @@ func run(duration time.Duration, devices, perBatch, rate int, prefix, server str
 				res, err := gateway.SubmitBatch(sctx, req)
 				if err != nil || res.Pending {
 					failed.Add(1)
-					if failed.Load() < 5 {
-						fmt.Fprintf(os.Stderr, "  submit failed: %v (pending %v)\n", err, res.GetPending())
+					msg := "pending"
+					if err != nil {
+						msg = err.Error()
 					}
+					failMu.Lock()
+					if len(failures) < 20 {
+						failures = append(failures, fmt.Sprintf("bench-dev-%04d seq %d: %s", d, k+1, msg))
+					}
+					failMu.Unlock()
 					continue
 				}
 				lat[d] = append(lat[d], time.Since(t0))
@@ -217,6 +225,9 @@ func run(duration time.Duration, devices, perBatch, rate int, prefix, server str
 	wg.Wait()
 	close(stopProgress)
 	elapsed := time.Since(start)
+	for _, f := range failures {
+		fmt.Fprintf(os.Stderr, "  failed: %s\n", f)
+	}
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)
