@@ -46,7 +46,7 @@ func cmdSimulate(ctx context.Context, args []string) error {
 	}
 	var start time.Time
 	if *startFlag == "yesterday" {
-		start = time.Now().UTC().Truncate(24*time.Hour).Add(-24 * time.Hour)
+		start = time.Now().UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour)
 	} else if start, err = time.Parse(time.RFC3339, *startFlag); err != nil {
 		return usageError{fmt.Errorf("--start: %w", err)}
 	}

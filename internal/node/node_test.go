@@ -80,7 +80,7 @@ func TestSubmitReceiptVerifies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.gateway.SubmitBatch(ctx, e.batch(batchSpec{metric: "heart-rate", start: hour(0), values: values(10, 80)})); err != nil {
+	if _, err := e.gateway.SubmitBatch(ctx, e.batch(batchSpec{metric: "glucose", start: hour(1), values: values(10, 80)})); err != nil {
 		t.Fatal(err)
 	}
 	cp2, size2, err := e.nodeCheckpoint()
