@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -49,7 +50,9 @@ func main() {
 	prefix := flag.String("db-prefix", "vitalbench", "database name prefix")
 	server := flag.String("mysql", "root@tcp(127.0.0.1:3306)/", "MariaDB/MySQL server DSN, without database")
 	seqInterval := flag.Duration("sequencer-interval", 50*time.Millisecond, "embedded sequencer interval")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the submission phase to this file")
 	flag.Parse()
+	profileTo = *cpuProfile
 	if err := run(*duration, *devices, *perBatch, *rate, *prefix, *server, *seqInterval); err != nil {
 		fmt.Fprintf(os.Stderr, "vitalbench: %v\n", err)
 		os.Exit(1)
@@ -57,6 +60,8 @@ func main() {
 }
 
 const hospital = "bench-hospital"
+
+var profileTo string
 
 func run(duration time.Duration, devices, perBatch, rate int, prefix, server string, seqInterval time.Duration) error {
 	ctx := context.Background()
@@ -173,6 +178,17 @@ func run(duration time.Duration, devices, perBatch, rate int, prefix, server str
 	}
 
 	fmt.Fprintf(os.Stderr, "submitting for %s...\n", duration)
+	if profileTo != "" {
+		f, err := os.Create(profileTo)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var done atomic.Int64
 	var failed atomic.Int64
 	var failMu sync.Mutex
