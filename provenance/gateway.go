@@ -354,11 +354,34 @@ func (g *Gateway) flush(ctx context.Context, subs []*submission) {
 	if len(forward) == 0 {
 		return
 	}
-	if err := g.store(ctx, toStore); err != nil {
+	blocked, err := g.pendingChains(ctx, toStore)
+	if err == nil {
+		err = g.store(ctx, toStore)
+	}
+	if err != nil {
 		for _, s := range forward {
 			answer(s, BatchResult{}, err)
 		}
 		return
+	}
+	// A new batch whose chain still has an earlier batch pending waits
+	// behind it: the outbox forwards both, in order.
+	if len(blocked) > 0 {
+		kept := forward[:0]
+		for _, s := range forward {
+			if !s.stored && blocked[s.entry.Header.ChainKey()] {
+				res := result(s)
+				res.Pending = true
+				metricBatches.WithLabelValues("pending").Inc()
+				answer(s, res, nil)
+				continue
+			}
+			kept = append(kept, s)
+		}
+		forward = kept
+		if len(forward) == 0 {
+			return
+		}
 	}
 	raw := make([][]byte, len(forward))
 	for i, s := range forward {
@@ -430,6 +453,33 @@ func (g *Gateway) flush(ctx context.Context, subs []*submission) {
 		}
 		answer(s, res, nil)
 	}
+}
+
+// pendingChains returns the chains of subs that already have a pending
+// batch in the private store.
+func (g *Gateway) pendingChains(ctx context.Context, subs []*submission) (map[string]bool, error) {
+	if len(subs) == 0 {
+		return nil, nil
+	}
+	var args []any
+	for _, s := range subs {
+		args = append(args, s.entry.Header.DeviceID)
+	}
+	rows, err := g.cfg.DB.QueryContext(ctx, "SELECT DISTINCT device_id, metric, attestation FROM batches WHERE state = ? AND device_id IN ("+placeholders(len(args))+")",
+		append([]any{statePending}, args...)...)
+	if err != nil {
+		return nil, internal("look up pending batches", err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var d, m, a string
+		if err := rows.Scan(&d, &m, &a); err != nil {
+			return nil, internal("read pending batches", err)
+		}
+		out[d+"/"+m+"/"+a] = true
+	}
+	return out, rows.Err()
 }
 
 const (
