@@ -574,20 +574,24 @@ func (g *Gateway) markLogged(ctx context.Context, subs []*submission, res []Subm
 	if len(subs) == 0 {
 		return nil
 	}
-	return inTx(ctx, g.cfg.DB, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, "UPDATE batches SET state = ?, leaf_index = ?, receipt = ? WHERE leaf_hash = ?")
-		if err != nil {
-			return internal("record receipts", err)
-		}
-		defer stmt.Close()
-		for i, s := range subs {
-			h := s.entry.LeafHash()
-			if _, err := stmt.ExecContext(ctx, stateLogged, res[i].Index, res[i].Receipt, h[:]); err != nil {
-				return internal("record receipt", err)
-			}
-		}
-		return nil
-	})
+	// One statement for the whole batch.
+	var idxArgs, rcptArgs, hashes []any
+	for i, s := range subs {
+		h := s.entry.LeafHash()
+		idxArgs = append(idxArgs, h[:], res[i].Index)
+		rcptArgs = append(rcptArgs, h[:], res[i].Receipt)
+		hashes = append(hashes, h[:])
+	}
+	when := strings.Repeat(" WHEN ? THEN ?", len(subs))
+	q := "UPDATE batches SET state = ?, leaf_index = CASE leaf_hash" + when + " END, receipt = CASE leaf_hash" + when +
+		" END WHERE leaf_hash IN (" + placeholders(len(subs)) + ")"
+	args := append([]any{stateLogged}, idxArgs...)
+	args = append(args, rcptArgs...)
+	args = append(args, hashes...)
+	if _, err := g.cfg.DB.ExecContext(ctx, q, args...); err != nil {
+		return internal("record receipts", err)
+	}
+	return nil
 }
 
 // remove deletes the private rows of refused entries, and steps back the

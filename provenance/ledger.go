@@ -563,9 +563,13 @@ func (l *Ledger) awaitReceipts(ctx context.Context, entries []*wearables.Entry, 
 			continue
 		}
 		g.Go(func() error {
-			proof, err := l.cfg.Log.InclusionProof(gctx, results[i].Index, root.Size)
+			// By hash: one lookup that needs no read of the entry, which we hold.
+			idx, proof, err := l.cfg.Log.InclusionByHash(gctx, e.LeafHash(), root.Size)
 			if err != nil {
 				return internal("prove inclusion", err)
+			}
+			if idx != results[i].Index {
+				return internal("prove inclusion", fmt.Errorf("log placed the entry at %d, then %d", results[i].Index, idx))
 			}
 			results[i].Receipt = l.cfg.FormatReceipt(results[i].Index, e.Bytes, proof, cp)
 			return nil
