@@ -364,15 +364,19 @@ func (l *Ledger) SubmitEntries(ctx context.Context, hospitalID string, raw [][]b
 	if err != nil {
 		return nil, err
 	}
+	recorded := time.Now()
 	if len(fresh) > 0 {
 		if err := l.cfg.Log.Append(ctx, fresh); err != nil {
 			l.log.WarnContext(ctx, "couldn't queue entries; the reconciler will retry", "err", err)
 			metricAppendErrors.Inc()
 		}
 	}
+	queued := time.Now()
 	if err := l.awaitReceipts(ctx, entries, results); err != nil {
 		return nil, err
 	}
+	l.log.DebugContext(ctx, "submitted entries", "entries", len(raw), "new", len(fresh),
+		"check_record", recorded.Sub(start), "queue", queued.Sub(recorded), "integrate_and_prove", time.Since(queued))
 	for i := range results {
 		switch {
 		case results[i].Err != nil:
@@ -548,10 +552,12 @@ func (l *Ledger) awaitReceipts(ctx context.Context, entries []*wearables.Entry, 
 			return internal("record entry indices", err)
 		}
 	}
+	awaited := time.Now()
 	cp, root, err := l.cfg.Checkpoints.Latest(ctx)
 	if err != nil {
 		return internal("sign checkpoint", err)
 	}
+	defer func() { l.log.DebugContext(ctx, "proved receipts", "since_integrated", time.Since(awaited)) }()
 	g, gctx = errgroup.WithContext(ctx)
 	g.SetLimit(16)
 	for i, e := range entries {

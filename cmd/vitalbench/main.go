@@ -92,7 +92,11 @@ func run(duration time.Duration, devices, perBatch, rate int, prefix, server str
 	if err := cfg.SetDefaults(); err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	level := slog.LevelWarn
+	if os.Getenv("VITALBENCH_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	n, err := node.Start(ctx, cfg, logger)
 	if err != nil {
 		return err
