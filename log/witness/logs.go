@@ -57,6 +57,11 @@ func ParseLogs(text []byte) ([]Log, error) {
 		line, _, _ = strings.Cut(line, "#")
 		fields := strings.Fields(line)
 		if len(fields) == 0 {
+			// torchwood v0.9.0's ParsePolicy skips only lines of spaces and
+			// tabs, and panics on a line of other white space.
+			if strings.Trim(line, " \t") != "" {
+				return nil, fmt.Errorf("line %d: white space other than spaces and tabs", i+1)
+			}
 			continue
 		}
 		switch fields[0] {

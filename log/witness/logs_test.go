@@ -56,6 +56,7 @@ func TestParseLogs(t *testing.T) {
 		{"a whole policy file", "log " + a + "\nwitness H1 " + wit + " https://h1.example\ngroup hospitals 1 H1\nquorum hospitals\n",
 			[]want{{"vitalproof.example/log", 1, ""}}, ""},
 		{"empty", "", nil, "lists no log"},
+		{"vertical tab in a policy file", "log " + a + "\n\v\nwitness H1 " + wit + " https://h1.example\nquorum H1\n", nil, "white space"},
 		{"only witnesses", "witness H1 " + wit + "\nquorum H1\n", nil, "lists no log"},
 		{"bad policy lines", "log " + a + "\nwitness H1 " + wit + "\nquorum nobody\n", nil, "tlog-policy"},
 		{"policy without quorum", "log " + a + "\nwitness H1 " + wit + "\n", nil, "tlog-policy"},
