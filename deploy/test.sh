@@ -25,7 +25,21 @@ grep -rl --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]+\(' . | sort | while r
   grep -oE '^func Fuzz[A-Za-z0-9_]+' "$f" | sed 's/^func //' | while read -r target; do
     echo "-- $pkg $target"
     out=$(mktemp)
-    if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" > "$out" 2>&1; then
+    ok=0
+    for attempt in 1 2; do
+      if go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg" > "$out" 2>&1; then
+        ok=1
+        break
+      fi
+      # Go's fuzz coordinator sometimes ends a clean run with "context
+      # deadline exceeded" when a worker is busy at the deadline; a real
+      # finding always writes its failing input. Only that flake is retried.
+      if grep -q "Failing input written" "$out" || ! grep -q "context deadline exceeded" "$out"; then
+        break
+      fi
+      echo "   (the fuzz coordinator timed out without a finding; running again)"
+    done
+    if [ "$ok" -ne 1 ]; then
       cat "$out"
       rm -f "$out"
       exit 1
