@@ -148,7 +148,7 @@ func OpenDB(ctx context.Context, dsn, schema string) (*sql.DB, error) {
 	return db, nil
 }
 
-// TrillianDSN returns dsn with the options Trillian's MySQL storage needs.
+// trillianDSN returns dsn with the options Trillian's MySQL storage needs.
 func trillianDSN(dsn string) (string, error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
