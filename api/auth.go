@@ -27,15 +27,17 @@ func roles(r ...provenance.Role) access { return access{roles: r} }
 // vitalproof service that is missing here is refused to everyone
 // (TestMethodAccessComplete keeps it complete).
 var methodAccess = map[string]access{
-	vitalproofv1.LedgerService_RegisterHospital_FullMethodName:    roles(provenance.RoleAdmin),
-	vitalproofv1.LedgerService_RegisterDevice_FullMethodName:      roles(provenance.RoleAdmin),
-	vitalproofv1.LedgerService_GetDevice_FullMethodName:           roles(provenance.RoleAdmin, provenance.RoleHospital),
-	vitalproofv1.LedgerService_SubmitEntries_FullMethodName:       roles(provenance.RoleHospital),
-	vitalproofv1.LedgerService_GetEntry_FullMethodName:            public,
-	vitalproofv1.LedgerService_GetInclusionProof_FullMethodName:   public,
-	vitalproofv1.LedgerService_GetReceipt_FullMethodName:          public,
-	vitalproofv1.LedgerService_GetCheckpoint_FullMethodName:       public,
-	vitalproofv1.LedgerService_GetConsistencyProof_FullMethodName: public,
+	vitalproofv1.LedgerService_RegisterHospital_FullMethodName:       roles(provenance.RoleAdmin),
+	vitalproofv1.LedgerService_RegisterDevice_FullMethodName:         roles(provenance.RoleAdmin),
+	vitalproofv1.LedgerService_GetDevice_FullMethodName:              roles(provenance.RoleAdmin, provenance.RoleHospital),
+	vitalproofv1.LedgerService_SubmitEntries_FullMethodName:          roles(provenance.RoleHospital),
+	vitalproofv1.LedgerService_GetEntry_FullMethodName:               public,
+	vitalproofv1.LedgerService_GetInclusionProof_FullMethodName:      public,
+	vitalproofv1.LedgerService_GetReceipt_FullMethodName:             public,
+	vitalproofv1.LedgerService_GetCheckpoint_FullMethodName:          public,
+	vitalproofv1.LedgerService_GetConsistencyProof_FullMethodName:    public,
+	vitalproofv1.LedgerService_ListCheckpoints_FullMethodName:        public,
+	vitalproofv1.LedgerService_GetPublishedCheckpoint_FullMethodName: public,
 
 	vitalproofv1.GatewayService_SubmitBatch_FullMethodName: roles(provenance.RoleSubmitter),
 	vitalproofv1.GatewayService_SubmitFHIR_FullMethodName:  roles(provenance.RoleSubmitter),

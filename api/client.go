@@ -62,11 +62,12 @@ func (c *ledgerClient) SubmitEntries(ctx context.Context, entries [][]byte) ([]p
 				Err: fmt.Errorf("ledger answered a %d-byte leaf hash for entry %d", len(r.GetLeafHash()), i)}
 		}
 		out[i] = provenance.SubmitResult{
-			LeafHash:  [32]byte(r.GetLeafHash()),
-			Index:     r.GetIndex(),
-			Pending:   r.GetPending(),
-			Receipt:   []byte(r.GetReceipt()),
-			Duplicate: r.GetDuplicate(),
+			LeafHash:   [32]byte(r.GetLeafHash()),
+			Index:      r.GetIndex(),
+			Pending:    r.GetPending(),
+			Integrated: r.GetIntegrated(),
+			Receipt:    []byte(r.GetReceipt()),
+			Duplicate:  r.GetDuplicate(),
 		}
 	}
 	return out, nil

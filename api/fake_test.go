@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/vitalproof/vitalproof/log/publish"
 	"github.com/vitalproof/vitalproof/provenance"
 	"github.com/vitalproof/vitalproof/wearables"
 )
@@ -26,6 +28,8 @@ const (
 	// never reach a client.
 	secretPatient = "patient-4711"
 )
+
+var testPolicy = "log vitalproof.example/log+01234567+AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\nquorum none\n"
 
 var testCheckpoint = "vitalproof.example/log\n3\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n— vitalproof.example/log AAAAAA==\n"
 
@@ -178,6 +182,35 @@ func (l *fakeLedger) ConsistencyProof(_ context.Context, from, to uint64) ([][32
 		return nil, &provenance.Error{Kind: provenance.KindInvalid, Field: "from", Reason: "must be between 1 and to"}
 	}
 	return [][32]byte{{3}}, nil
+}
+
+// fakeHistory holds published checkpoints of tree sizes 1 to 3.
+var fakeHistory = func() []publish.Checkpoint {
+	var cs []publish.Checkpoint
+	for size := uint64(3); size >= 1; size-- {
+		cs = append(cs, publish.Checkpoint{Size: size, Root: [32]byte{byte(size)}, Note: []byte(testCheckpoint), Witnessed: true,
+			PublishedAt: time.Date(2026, 11, 29, 8, 0, int(size), 0, time.UTC)})
+	}
+	return cs
+}()
+
+func (l *fakeLedger) CheckpointHistory(_ context.Context, beforeSize uint64, limit int) ([]publish.Checkpoint, error) {
+	var out []publish.Checkpoint
+	for _, c := range fakeHistory {
+		if (beforeSize == 0 || c.Size < beforeSize) && len(out) < limit {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func (l *fakeLedger) CheckpointAt(_ context.Context, size uint64) (publish.Checkpoint, error) {
+	for _, c := range fakeHistory {
+		if c.Size == size {
+			return c, nil
+		}
+	}
+	return publish.Checkpoint{}, &provenance.Error{Kind: provenance.KindNotFound, Field: "size", Reason: "no checkpoint of this tree size was published"}
 }
 
 type fakeGateway struct {

@@ -77,6 +77,7 @@ func batchResultProto(r provenance.BatchResult) *vitalproofv1.BatchResult {
 		Index:       r.Index,
 		LeafHash:    r.LeafHash[:],
 		Pending:     r.Pending,
+		Integrated:  r.Integrated,
 		Duplicate:   r.Duplicate,
 		Receipt:     string(r.Receipt),
 		DeviceId:    r.DeviceID,

@@ -37,6 +37,7 @@ const DefaultMaxBodyBytes = 4 << 20
 // Routes served beside the generated ones.
 const (
 	checkpointTextPath = "/api/v1/log/checkpoint.txt"
+	policyTextPath     = "/api/v1/log/policy.txt"
 	fhirPath           = "/api/v1/gateway/fhir"
 )
 
@@ -48,6 +49,10 @@ type HTTPOptions struct {
 	// MaxBodyBytes bounds a request body; larger ones are refused with 413.
 	// Zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Policy is the tlog-policy that the ledger's published checkpoints
+	// satisfy, served at /api/v1/log/policy.txt when Ledger is set and
+	// Policy is not empty.
+	Policy []byte
 }
 
 // NewHTTPHandler returns the REST API of the services that opts names,
@@ -55,8 +60,10 @@ type HTTPOptions struct {
 // authentication, authorization and error mapping are the gRPC server's),
 // plus:
 //
-//   - GET /api/v1/log/checkpoint.txt (ledger): the latest signed checkpoint
-//     as it is, Content-Type text/plain; charset=utf-8;
+//   - GET /api/v1/log/checkpoint.txt (ledger): the latest published
+//     checkpoint as it is, Content-Type text/plain; charset=utf-8;
+//   - GET /api/v1/log/policy.txt (ledger): opts.Policy, the tlog-policy,
+//     Content-Type text/plain; charset=utf-8;
 //   - POST /api/v1/gateway/fhir (gateway): the FHIR R4 JSON resource itself
 //     as the body (Content-Type application/fhir+json or application/json),
 //     answered with a SubmitFHIRResponse;
@@ -95,6 +102,15 @@ func NewHTTPHandler(ctx context.Context, conn *grpc.ClientConn, opts HTTPOptions
 		}
 		if err := mux.HandlePath(http.MethodGet, checkpointTextPath, checkpointText(mux, vitalproofv1.NewLedgerServiceClient(conn))); err != nil {
 			return nil, fmt.Errorf("couldn't register %s: %w", checkpointTextPath, err)
+		}
+		if len(opts.Policy) > 0 {
+			policy := bytes.Clone(opts.Policy)
+			if err := mux.HandlePath(http.MethodGet, policyTextPath, func(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				w.Write(policy)
+			}); err != nil {
+				return nil, fmt.Errorf("couldn't register %s: %w", policyTextPath, err)
+			}
 		}
 	}
 	if opts.Gateway {

@@ -20,7 +20,7 @@ var (
 )
 
 func TestREST(t *testing.T) {
-	e := newTestEnv(t, HTTPOptions{Ledger: true, Gateway: true, MaxBodyBytes: 64 << 10})
+	e := newTestEnv(t, HTTPOptions{Ledger: true, Gateway: true, MaxBodyBytes: 64 << 10, Policy: []byte(testPolicy)})
 	big := `{"resourceType":"Bundle","pad":"` + strings.Repeat("x", 64<<10) + `"}`
 
 	type check func(t *testing.T, r response)
@@ -206,6 +206,23 @@ func TestREST(t *testing.T) {
 			200, []check{bodyIs(testCheckpoint), header("Content-Type", "text/plain; charset=utf-8")}},
 		{"consistency proof", "GET", "/api/v1/log/consistency?from=1&to=3", "", "", nil,
 			200, []check{isJSON(map[string]any{"from": "1", "to": "3", "hashes": []string{b64h(3)}})}},
+		{"policy, text", "GET", "/api/v1/log/policy.txt", "", "", nil,
+			200, []check{bodyIs(testPolicy), header("Content-Type", "text/plain; charset=utf-8")}},
+		{"checkpoint history", "GET", "/api/v1/log/checkpoints", "", "", nil,
+			200, []check{isJSON(map[string]any{"next_before_size": "0", "checkpoints": []map[string]any{
+				{"size": "3", "root_hash": b64h(3), "checkpoint": testCheckpoint, "witnessed": true, "published_at": "2026-11-29T08:00:03Z"},
+				{"size": "2", "root_hash": b64h(2), "checkpoint": testCheckpoint, "witnessed": true, "published_at": "2026-11-29T08:00:02Z"},
+				{"size": "1", "root_hash": b64h(1), "checkpoint": testCheckpoint, "witnessed": true, "published_at": "2026-11-29T08:00:01Z"},
+			}})}},
+		{"checkpoint history: a page", "GET", "/api/v1/log/checkpoints?page_size=1&before_size=3", "", "", nil,
+			200, []check{isJSON(map[string]any{"next_before_size": "2", "checkpoints": []map[string]any{
+				{"size": "2", "root_hash": b64h(2), "checkpoint": testCheckpoint, "witnessed": true, "published_at": "2026-11-29T08:00:02Z"},
+			}})}},
+		{"checkpoint history: unknown query parameter", "GET", "/api/v1/log/checkpoints?limit=1", "", "", nil, 400, nil},
+		{"published checkpoint", "GET", "/api/v1/log/checkpoints/2", "", "", nil,
+			200, []check{isJSON(map[string]any{"size": "2", "root_hash": b64h(2), "witnessed": true})}},
+		{"published checkpoint: unknown size", "GET", "/api/v1/log/checkpoints/9", "", "", nil,
+			404, []check{isError("no checkpoint of this tree size was published", "NOT_FOUND", "size")}},
 		{"consistency proof: bad range", "GET", "/api/v1/log/consistency?from=3&to=1", "", "", nil,
 			400, []check{isError("from: must be between 1 and to", "INVALID", "from")}},
 

@@ -3,8 +3,10 @@ package api
 import (
 	"context"
 	"crypto/ed25519"
+	"time"
 
 	vitalproofv1 "github.com/vitalproof/vitalproof/api/gen/vitalproof/v1"
+	"github.com/vitalproof/vitalproof/log/publish"
 	"github.com/vitalproof/vitalproof/provenance"
 )
 
@@ -22,6 +24,8 @@ type LedgerBackend interface {
 	Receipt(ctx context.Context, index uint64) ([]byte, error)
 	Checkpoint(ctx context.Context) ([]byte, error)
 	ConsistencyProof(ctx context.Context, from, to uint64) ([][32]byte, error)
+	CheckpointHistory(ctx context.Context, beforeSize uint64, limit int) ([]publish.Checkpoint, error)
+	CheckpointAt(ctx context.Context, size uint64) (publish.Checkpoint, error)
 }
 
 type ledgerServer struct {
@@ -106,11 +110,12 @@ func (s *ledgerServer) SubmitEntries(ctx context.Context, req *vitalproofv1.Subm
 	resp := &vitalproofv1.SubmitEntriesResponse{Results: make([]*vitalproofv1.EntryResult, len(results))}
 	for i, r := range results {
 		er := &vitalproofv1.EntryResult{
-			Index:     r.Index,
-			LeafHash:  r.LeafHash[:],
-			Pending:   r.Pending,
-			Duplicate: r.Duplicate,
-			Receipt:   string(r.Receipt),
+			Index:      r.Index,
+			LeafHash:   r.LeafHash[:],
+			Pending:    r.Pending,
+			Integrated: r.Integrated,
+			Duplicate:  r.Duplicate,
+			Receipt:    string(r.Receipt),
 		}
 		if r.Err != nil {
 			var internal bool
@@ -167,6 +172,44 @@ func (s *ledgerServer) GetConsistencyProof(ctx context.Context, req *vitalproofv
 		return nil, err
 	}
 	return &vitalproofv1.GetConsistencyProofResponse{From: req.GetFrom(), To: req.GetTo(), Hashes: hashesProto(p)}, nil
+}
+
+func (s *ledgerServer) ListCheckpoints(ctx context.Context, req *vitalproofv1.ListCheckpointsRequest) (*vitalproofv1.ListCheckpointsResponse, error) {
+	limit := int(min(req.GetPageSize(), publish.MaxHistoryLimit))
+	if limit == 0 {
+		limit = publish.DefaultHistoryLimit
+	}
+	cs, err := s.b.CheckpointHistory(ctx, req.GetBeforeSize(), limit)
+	if err != nil {
+		return nil, err
+	}
+	resp := &vitalproofv1.ListCheckpointsResponse{Checkpoints: make([]*vitalproofv1.PublishedCheckpoint, len(cs))}
+	for i, c := range cs {
+		resp.Checkpoints[i] = publishedProto(c)
+	}
+	// A full page may have a next one; the smallest tree published has one leaf.
+	if n := len(cs); n == limit && cs[n-1].Size > 1 {
+		resp.NextBeforeSize = cs[n-1].Size
+	}
+	return resp, nil
+}
+
+func (s *ledgerServer) GetPublishedCheckpoint(ctx context.Context, req *vitalproofv1.GetPublishedCheckpointRequest) (*vitalproofv1.PublishedCheckpoint, error) {
+	c, err := s.b.CheckpointAt(ctx, req.GetSize())
+	if err != nil {
+		return nil, err
+	}
+	return publishedProto(c), nil
+}
+
+func publishedProto(c publish.Checkpoint) *vitalproofv1.PublishedCheckpoint {
+	return &vitalproofv1.PublishedCheckpoint{
+		Size:        c.Size,
+		RootHash:    c.Root[:],
+		Checkpoint:  string(c.Note),
+		Witnessed:   c.Witnessed,
+		PublishedAt: c.PublishedAt.UTC().Format(time.RFC3339Nano),
+	}
 }
 
 func hashesProto(hs [][32]byte) [][]byte {

@@ -414,22 +414,27 @@ func (g *Gateway) flush(ctx context.Context, subs []*submission) {
 		}
 		return
 	}
-	var logged []*submission
-	var loggedRes []SubmitResult
+	var logged, accepted []*submission
+	var loggedRes, acceptedRes []SubmitResult
 	var refusedSubs []*submission
 	for i, s := range forward {
 		r := results[i]
-		if r.Err != nil {
+		switch {
+		case r.Err != nil:
 			refusedSubs = append(refusedSubs, s)
-			continue
-		}
-		if !r.Pending {
+		case r.Pending:
+			accepted = append(accepted, s)
+			acceptedRes = append(acceptedRes, r)
+		default:
 			logged = append(logged, s)
 			loggedRes = append(loggedRes, r)
 		}
 	}
 	if err := g.markLogged(ctx, logged, loggedRes); err != nil {
 		g.log.WarnContext(ctx, "couldn't record receipts; the outbox will fetch them again", "err", err)
+	}
+	if err := g.markAccepted(ctx, accepted, acceptedRes); err != nil {
+		g.log.WarnContext(ctx, "couldn't record accepted entries; the outbox will forward them again", "err", err)
 	}
 	if err := g.remove(ctx, refusedSubs); err != nil {
 		g.log.ErrorContext(ctx, "couldn't remove refused batches; the outbox will retry", "err", err)
@@ -482,9 +487,16 @@ func (g *Gateway) pendingChains(ctx context.Context, subs []*submission) (map[st
 	return out, rows.Err()
 }
 
+// States of a batch in the private store.
 const (
+	// statePending: stored, its entry not yet accepted by the ledger.
 	statePending = "pending"
-	stateLogged  = "logged"
+	// stateAccepted: the ledger accepted the entry (so the device's chain
+	// moved on there) but no receipt came yet: the entry awaits
+	// integration (leaf_index NULL) or a published checkpoint.
+	stateAccepted = "accepted"
+	// stateLogged: the receipt is stored.
+	stateLogged = "logged"
 )
 
 type storedBatch struct {
@@ -594,6 +606,33 @@ func (g *Gateway) markLogged(ctx context.Context, subs []*submission, res []Subm
 	return nil
 }
 
+// markAccepted records that the ledger accepted the entries of subs
+// without a receipt yet, with their indices where they are integrated.
+func (g *Gateway) markAccepted(ctx context.Context, subs []*submission, res []SubmitResult) error {
+	if len(subs) == 0 {
+		return nil
+	}
+	var idxArgs, hashes []any
+	for i, s := range subs {
+		h := s.entry.LeafHash()
+		var idx any // NULL until integrated
+		if res[i].Integrated {
+			idx = res[i].Index
+		}
+		idxArgs = append(idxArgs, h[:], idx)
+		hashes = append(hashes, h[:])
+	}
+	q := "UPDATE batches SET state = ?, leaf_index = CASE leaf_hash" + strings.Repeat(" WHEN ? THEN ?", len(subs)) +
+		" END WHERE state <> ? AND leaf_hash IN (" + placeholders(len(subs)) + ")"
+	args := append([]any{stateAccepted}, idxArgs...)
+	args = append(args, stateLogged)
+	args = append(args, hashes...)
+	if _, err := g.cfg.DB.ExecContext(ctx, q, args...); err != nil {
+		return internal("record accepted entries", err)
+	}
+	return nil
+}
+
 // remove deletes the private rows of refused entries, and steps back the
 // gateway chain of a refused gateway-attested entry.
 func (g *Gateway) remove(ctx context.Context, subs []*submission) error {
@@ -624,13 +663,17 @@ func (g *Gateway) Receipt(ctx context.Context, index uint64) (BatchResult, error
 	var h []byte
 	var attestation string
 	var readings []byte
-	err := g.cfg.DB.QueryRowContext(ctx, "SELECT leaf_hash, device_id, metric, attestation, readings, receipt FROM batches WHERE leaf_index = ? AND state = ?", index, stateLogged).
-		Scan(&h, &res.DeviceID, &res.Metric, &attestation, &readings, &res.Receipt)
+	var state string
+	err := g.cfg.DB.QueryRowContext(ctx, "SELECT leaf_hash, device_id, metric, attestation, readings, state, receipt FROM batches WHERE leaf_index = ?", index).
+		Scan(&h, &res.DeviceID, &res.Metric, &attestation, &readings, &state, &res.Receipt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return BatchResult{}, errorf(KindNotFound, "index", "no batch of this gateway's has a logged entry at this index")
 	}
 	if err != nil {
 		return BatchResult{}, internal("look up receipt", err)
+	}
+	if state != stateLogged {
+		return BatchResult{}, errorf(KindPending, "index", "the batch's entry is in the log at this index but no published checkpoint covers it yet; ask again later")
 	}
 	res.LeafHash = [32]byte(h)
 	res.Index = index
@@ -655,11 +698,16 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 }
 
-// FlushOutbox forwards, once, every batch that is still pending and older
-// than the outbox interval.
+// FlushOutbox does one round of the outbox: it fetches the receipts of
+// integrated entries that awaited a published checkpoint, and forwards
+// again every batch older than the outbox interval that the ledger has not
+// accepted, or accepted without integrating it yet.
 func (g *Gateway) FlushOutbox(ctx context.Context) error {
-	rows, err := g.cfg.DB.QueryContext(ctx, "SELECT entry, salt, readings FROM batches WHERE state = ? AND created_at < NOW(6) - INTERVAL ? MICROSECOND ORDER BY created_at LIMIT ?",
-		statePending, g.cfg.OutboxInterval.Microseconds(), g.cfg.FlushEntries)
+	if err := g.fetchReceipts(ctx); err != nil {
+		return err
+	}
+	rows, err := g.cfg.DB.QueryContext(ctx, "SELECT entry, salt, readings FROM batches WHERE (state = ? OR (state = ? AND leaf_index IS NULL)) AND created_at < NOW(6) - INTERVAL ? MICROSECOND ORDER BY created_at LIMIT ?",
+		statePending, stateAccepted, g.cfg.OutboxInterval.Microseconds(), g.cfg.FlushEntries)
 	if err != nil {
 		return fmt.Errorf("couldn't list pending batches: %w", err)
 	}
@@ -692,5 +740,54 @@ func (g *Gateway) FlushOutbox(ctx context.Context) error {
 	}
 	g.log.InfoContext(ctx, "forwarding pending batches", "batches", len(subs))
 	g.flush(ctx, subs)
+	return nil
+}
+
+// fetchReceipts asks the ledger for the receipts of accepted, integrated
+// entries, in index order, until one is still pending (no published
+// checkpoint covers it, so none covers the later ones either).
+func (g *Gateway) fetchReceipts(ctx context.Context) error {
+	rows, err := g.cfg.DB.QueryContext(ctx, "SELECT leaf_hash, leaf_index FROM batches WHERE state = ? AND leaf_index IS NOT NULL ORDER BY leaf_index LIMIT ?",
+		stateAccepted, g.cfg.FlushEntries)
+	if err != nil {
+		return fmt.Errorf("couldn't list accepted batches: %w", err)
+	}
+	type waiting struct {
+		hash  []byte
+		index uint64
+	}
+	var ws []waiting
+	for rows.Next() {
+		var w waiting
+		if err := rows.Scan(&w.hash, &w.index); err != nil {
+			rows.Close()
+			return fmt.Errorf("couldn't read accepted batch: %w", err)
+		}
+		ws = append(ws, w)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("couldn't list accepted batches: %w", err)
+	}
+	fetched := 0
+	for _, w := range ws {
+		lctx, cancel := context.WithTimeout(ctx, g.cfg.LedgerTimeout)
+		rcpt, err := g.cfg.Ledger.Receipt(lctx, w.index)
+		cancel()
+		if KindOf(err) == KindPending {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("couldn't fetch the receipt of entry %d: %w", w.index, err)
+		}
+		if _, err := g.cfg.DB.ExecContext(ctx, "UPDATE batches SET state = ?, receipt = ? WHERE leaf_hash = ? AND state = ?",
+			stateLogged, rcpt, w.hash, stateAccepted); err != nil {
+			return fmt.Errorf("couldn't record the receipt of entry %d: %w", w.index, err)
+		}
+		fetched++
+	}
+	if fetched > 0 {
+		g.log.InfoContext(ctx, "fetched receipts of entries that awaited a published checkpoint", "receipts", fetched)
+	}
 	return nil
 }

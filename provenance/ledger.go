@@ -14,13 +14,26 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	vlog "github.com/vitalproof/vitalproof/log"
+	"github.com/vitalproof/vitalproof/log/publish"
 	"github.com/vitalproof/vitalproof/wearables"
 )
 
-// Checkpointer signs checkpoints of the log.
+// Checkpointer publishes checkpoints of the log: signed by the log and,
+// once published, cosigned by a quorum of witnesses. Package log/publish
+// implements it.
 type Checkpointer interface {
-	// Latest returns a signed checkpoint of the log's latest tree.
+	// Latest returns the newest published checkpoint and the tree it
+	// commits to, or an error wrapping publish.ErrNotPublished.
 	Latest(ctx context.Context) (signed []byte, root vlog.Root, err error)
+	// Await blocks until a published checkpoint covers a tree of at least
+	// size leaves and returns it as Latest does, or until ctx is done.
+	Await(ctx context.Context, size uint64) (signed []byte, root vlog.Root, err error)
+	// History returns up to limit published checkpoints of tree sizes
+	// below beforeSize (0: from the newest), newest first.
+	History(ctx context.Context, beforeSize uint64, limit int) ([]publish.Checkpoint, error)
+	// At returns the published checkpoint of a tree size, or an error
+	// wrapping publish.ErrNotFound.
+	At(ctx context.Context, size uint64) (publish.Checkpoint, error)
 }
 
 // Awaiter waits for queued leaves to be integrated.
@@ -552,10 +565,39 @@ func (l *Ledger) awaitReceipts(ctx context.Context, entries []*wearables.Entry, 
 			return internal("record entry indices", err)
 		}
 	}
+	// Wait, within what is left of the timeout, for a published checkpoint
+	// that covers them all; witnesses cosign it in that time.
+	var need uint64
+	for i, e := range entries {
+		if e == nil || results[i].Err != nil || results[i].Pending {
+			continue
+		}
+		results[i].Integrated = true
+		need = max(need, results[i].Index+1)
+	}
+	if need == 0 {
+		return nil
+	}
 	awaited := time.Now()
-	cp, root, err := l.cfg.Checkpoints.Latest(ctx)
+	cp, root, err := l.cfg.Checkpoints.Await(wctx, need)
 	if err != nil {
-		return internal("sign checkpoint", err)
+		if ctx.Err() != nil {
+			return errorf(KindUnavailable, "", "request cancelled while waiting for a published checkpoint")
+		}
+		// Not all covered in time: receipts for the entries the latest
+		// published checkpoint covers, pending with their index for the rest.
+		cp, root, err = l.cfg.Checkpoints.Latest(ctx)
+		if errors.Is(err, publish.ErrNotPublished) {
+			for i, e := range entries {
+				if e != nil && results[i].Err == nil {
+					results[i].Pending = true
+				}
+			}
+			return nil
+		}
+		if err != nil {
+			return internal("read the published checkpoint", err)
+		}
 	}
 	defer func() { l.log.DebugContext(ctx, "proved receipts", "since_integrated", time.Since(awaited)) }()
 	g, gctx = errgroup.WithContext(ctx)
@@ -584,6 +626,33 @@ func (l *Ledger) awaitReceipts(ctx context.Context, entries []*wearables.Entry, 
 	return g.Wait()
 }
 
+// published returns the newest published checkpoint, or a KindPending
+// error before the first is published.
+func (l *Ledger) published(ctx context.Context) ([]byte, vlog.Root, error) {
+	cp, root, err := l.cfg.Checkpoints.Latest(ctx)
+	if errors.Is(err, publish.ErrNotPublished) {
+		return nil, vlog.Root{}, errorf(KindPending, "", "no checkpoint is published yet: the log is empty or awaits a quorum of witness cosignatures")
+	}
+	if err != nil {
+		return nil, vlog.Root{}, internal("read the published checkpoint", err)
+	}
+	return cp, root, nil
+}
+
+// uncovered returns the error for an index that the published checkpoint
+// of size published does not cover: pending if the log holds the entry
+// already, not found otherwise.
+func (l *Ledger) uncovered(ctx context.Context, index, published uint64) error {
+	root, err := l.cfg.Log.Root(ctx)
+	if err != nil {
+		return internal("read the log's root", err)
+	}
+	if index < root.Size {
+		return errorf(KindPending, "index", "entry %d is in the log, but the latest published checkpoint (tree size %d) does not cover it yet: it awaits witness cosignatures", index, published)
+	}
+	return errorf(KindNotFound, "index", "no entry at this index (the log holds %d entries)", root.Size)
+}
+
 // Entry returns the entry at index.
 func (l *Ledger) Entry(ctx context.Context, index uint64) ([]byte, error) {
 	leaves, err := l.cfg.Log.Leaves(ctx, index, 1)
@@ -600,15 +669,18 @@ func (l *Ledger) Entry(ctx context.Context, index uint64) ([]byte, error) {
 // tree of size treeSize (0: the latest checkpoint's), with that checkpoint
 // when treeSize is its size.
 func (l *Ledger) InclusionProof(ctx context.Context, index, treeSize uint64) (InclusionProof, error) {
-	cp, root, err := l.cfg.Checkpoints.Latest(ctx)
+	cp, root, err := l.published(ctx)
 	if err != nil {
-		return InclusionProof{}, internal("sign checkpoint", err)
+		return InclusionProof{}, err
 	}
 	if treeSize == 0 {
+		if index >= root.Size {
+			return InclusionProof{}, l.uncovered(ctx, index, root.Size)
+		}
 		treeSize = root.Size
 	}
 	if treeSize > root.Size {
-		return InclusionProof{}, invalid("tree_size", "larger than the latest checkpoint's (%d)", root.Size)
+		return InclusionProof{}, invalid("tree_size", "larger than the latest published checkpoint's (%d)", root.Size)
 	}
 	if index >= treeSize {
 		return InclusionProof{}, errorf(KindNotFound, "index", "no entry at this index in a tree of size %d", treeSize)
@@ -624,14 +696,19 @@ func (l *Ledger) InclusionProof(ctx context.Context, index, treeSize uint64) (In
 	return p, nil
 }
 
-// Receipt returns the receipt of the entry at index against the latest checkpoint.
+// Receipt returns the receipt of the entry at index against the latest
+// published checkpoint, or a KindPending error while no published
+// checkpoint covers it.
 func (l *Ledger) Receipt(ctx context.Context, index uint64) ([]byte, error) {
 	cp, root, err := l.cfg.Checkpoints.Latest(ctx)
+	if errors.Is(err, publish.ErrNotPublished) {
+		return nil, l.uncovered(ctx, index, 0)
+	}
 	if err != nil {
-		return nil, internal("sign checkpoint", err)
+		return nil, internal("read the published checkpoint", err)
 	}
 	if index >= root.Size {
-		return nil, errorf(KindNotFound, "index", "no entry at this index in the latest checkpoint (size %d)", root.Size)
+		return nil, l.uncovered(ctx, index, root.Size)
 	}
 	entry, err := l.Entry(ctx, index)
 	if err != nil {
@@ -644,27 +721,51 @@ func (l *Ledger) Receipt(ctx context.Context, index uint64) ([]byte, error) {
 	return l.cfg.FormatReceipt(index, entry, proof, cp), nil
 }
 
-// Checkpoint returns the latest signed checkpoint.
+// Checkpoint returns the latest published checkpoint.
 func (l *Ledger) Checkpoint(ctx context.Context) ([]byte, error) {
-	cp, _, err := l.cfg.Checkpoints.Latest(ctx)
-	if err != nil {
-		return nil, internal("sign checkpoint", err)
+	cp, _, err := l.published(ctx)
+	return cp, err
+}
+
+// CheckpointHistory returns up to limit published checkpoints of tree
+// sizes below beforeSize (0: from the newest), newest first; to page on,
+// pass the last size returned. A limit that is not positive means
+// publish.DefaultHistoryLimit; it is capped at publish.MaxHistoryLimit.
+func (l *Ledger) CheckpointHistory(ctx context.Context, beforeSize uint64, limit int) ([]publish.Checkpoint, error) {
+	if limit < 0 {
+		return nil, invalid("page_size", "must not be negative")
 	}
-	return cp, nil
+	cs, err := l.cfg.Checkpoints.History(ctx, beforeSize, limit)
+	if err != nil {
+		return nil, internal("read the checkpoint history", err)
+	}
+	return cs, nil
+}
+
+// CheckpointAt returns the published checkpoint of tree size size.
+func (l *Ledger) CheckpointAt(ctx context.Context, size uint64) (publish.Checkpoint, error) {
+	c, err := l.cfg.Checkpoints.At(ctx, size)
+	if errors.Is(err, publish.ErrNotFound) {
+		return publish.Checkpoint{}, errorf(KindNotFound, "size", "no checkpoint of this tree size was published")
+	}
+	if err != nil {
+		return publish.Checkpoint{}, internal("read the checkpoint history", err)
+	}
+	return c, nil
 }
 
 // ConsistencyProof returns the proof that the tree of size from is a prefix
 // of the tree of size to; both at most the latest checkpoint's size.
 func (l *Ledger) ConsistencyProof(ctx context.Context, from, to uint64) ([][32]byte, error) {
-	_, root, err := l.cfg.Checkpoints.Latest(ctx)
+	_, root, err := l.published(ctx)
 	if err != nil {
-		return nil, internal("sign checkpoint", err)
+		return nil, err
 	}
 	if from == 0 || from > to {
 		return nil, invalid("from", "must be between 1 and to")
 	}
 	if to > root.Size {
-		return nil, invalid("to", "larger than the latest checkpoint's size (%d)", root.Size)
+		return nil, invalid("to", "larger than the latest published checkpoint's size (%d)", root.Size)
 	}
 	p, err := l.cfg.Log.ConsistencyProof(ctx, from, to)
 	if err != nil {

@@ -65,11 +65,16 @@ type Device struct {
 // SubmitResult is the ledger's answer for one submitted entry.
 type SubmitResult struct {
 	LeafHash [32]byte
-	// Index is the entry's index in the log; valid unless Pending.
+	// Index is the entry's index in the log; valid unless Pending, and
+	// when Pending if Integrated.
 	Index uint64
-	// Pending is true when the entry is durably queued but was not yet
-	// integrated when the ledger answered.
+	// Pending is true when the entry is durably queued but its receipt was
+	// not ready when the ledger answered: it was not yet integrated, or no
+	// published (cosigned) checkpoint covered it yet.
 	Pending bool
+	// Integrated is true when the entry has its index in the log; a
+	// Pending entry that is Integrated awaits only a published checkpoint.
+	Integrated bool
 	// Receipt is the entry's receipt in C2SP tlog-proof format, with the
 	// entry's bytes as its extra data; empty when Pending.
 	Receipt []byte

@@ -47,9 +47,31 @@ type LedgerConfig struct {
 	// (default <data_dir>/ledger-admin.apikey).
 	AdminKeyFile string `yaml:"admin_key_file"`
 	// IntegrationTimeout is how long a submission waits for its receipt
-	// before it is answered as pending (default 10s).
+	// (integration, then a published checkpoint covering it) before it is
+	// answered as pending (default 10s).
 	IntegrationTimeout time.Duration `yaml:"integration_timeout"`
 	Trillian           TrillianConf  `yaml:"trillian"`
+	Publish            PublishConf   `yaml:"publish"`
+}
+
+// PublishConf configures checkpoint publication: which witnesses must
+// cosign a checkpoint before it is published (see package log/publish).
+type PublishConf struct {
+	// PolicyFile is the consortium's tlog-policy (c2sp.org/tlog-policy):
+	// the log's key, the witnesses with their URLs, and the quorum. Empty
+	// means a log without witnesses ("quorum none"). The policy in effect
+	// is written to <data_dir>/policy.txt and served at
+	// /api/v1/log/policy.txt.
+	PolicyFile string `yaml:"policy_file"`
+	// Interval is how often the publisher reads the log's root when no
+	// submission wakes it (default 1s).
+	Interval time.Duration `yaml:"interval"`
+	// WitnessTimeout bounds one exchange with a witness (default 5s).
+	WitnessTimeout time.Duration `yaml:"witness_timeout"`
+	// FailOpen publishes checkpoints without a quorum when witnesses do
+	// not answer, logging each at error level. Development only: it
+	// defeats the witnesses. Default false (fail closed).
+	FailOpen bool `yaml:"fail_open"`
 }
 
 // TrillianConf says which Trillian the ledger uses.
@@ -99,6 +121,10 @@ type GatewayConf struct {
 	FlushEntries int           `yaml:"flush_entries"`
 	FlushDelay   time.Duration `yaml:"flush_delay"`
 	Flushers     int           `yaml:"flushers"`
+	// OutboxInterval is how often the gateway forwards again the batches
+	// the ledger has not accepted and fetches the receipts of entries that
+	// awaited a published checkpoint (default 5s).
+	OutboxInterval time.Duration `yaml:"outbox_interval"`
 }
 
 // Defaults for the settings above.

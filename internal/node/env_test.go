@@ -21,7 +21,6 @@ import (
 
 	v1 "github.com/vitalproof/vitalproof/api/gen/vitalproof/v1"
 	"github.com/vitalproof/vitalproof/internal/testdb"
-	"github.com/vitalproof/vitalproof/log/receipt"
 	"github.com/vitalproof/vitalproof/provenance"
 	"github.com/vitalproof/vitalproof/wearables"
 	"github.com/vitalproof/vitalproof/zk/commitment"
@@ -100,6 +99,15 @@ func newConfig(t *testing.T) *Config {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{t: t, cfg: newConfig(t), chains: map[string]chainHead{}}
+	e.setup()
+	return e
+}
+
+// setup starts the node on e's configuration and registers the test
+// hospital and device.
+func (e *env) setup() {
+	t := e.t
+	t.Helper()
 	e.start()
 	ctx := context.Background()
 	e.adminKey = readFile(t, e.cfg.Ledger.AdminKeyFile)
@@ -121,7 +129,6 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e
 }
 
 // start starts (or restarts) the node on e's configuration.
@@ -346,6 +353,12 @@ func (e *env) nodeCheckpoint() (string, uint64, error) {
 	return resp.Checkpoint, size, err
 }
 
+// policy returns the policy the node's checkpoints satisfy, as the node
+// wrote it to its data directory.
 func (e *env) policy() []byte {
-	return receipt.Policy(readFile(e.t, strings.TrimSuffix(e.cfg.Ledger.KeyFile, filepath.Ext(e.cfg.Ledger.KeyFile))+".vkey"))
+	b, err := os.ReadFile(filepath.Join(e.cfg.DataDir, "policy.txt"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return b
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/vitalproof/vitalproof/api"
 	vlog "github.com/vitalproof/vitalproof/log"
 	"github.com/vitalproof/vitalproof/log/checkpoint"
+	"github.com/vitalproof/vitalproof/log/publish"
 	"github.com/vitalproof/vitalproof/log/receipt"
 	trillianlog "github.com/vitalproof/vitalproof/log/trillian"
 	"github.com/vitalproof/vitalproof/provenance"
@@ -37,6 +38,10 @@ type Node struct {
 	Gateway *provenance.Gateway
 	// LogVerifierKey is the log's checkpoint verifier key (vkey), when the ledger runs.
 	LogVerifierKey string
+	// Policy is the tlog-policy in effect and Publisher publishes the
+	// log's checkpoints under it, when the ledger runs.
+	Policy    []byte
+	Publisher *publish.Publisher
 	// LedgerHTTP, LedgerGRPC, GatewayHTTP and GatewayGRPC are the bound addresses.
 	LedgerHTTP, LedgerGRPC, GatewayHTTP, GatewayGRPC string
 
@@ -215,7 +220,10 @@ func (n *Node) startLedger(ctx, runCtx context.Context) error {
 	if err := os.WriteFile(strings.TrimSuffix(lc.KeyFile, filepath.Ext(lc.KeyFile))+".vkey", []byte(vkey+"\n"), 0o644); err != nil {
 		return fmt.Errorf("couldn't write the log's verifier key: %w", err)
 	}
-	cps := checkpoint.NewPublisher(lg, signer)
+	pub, err := n.startPublisher(ctx, runCtx, lg, signer, vkey, db)
+	if err != nil {
+		return err
+	}
 	awaiter := vlog.NewAwaiter(runCtx, lg, vlog.DefaultAwaitInterval)
 	n.onClose(func(context.Context) error { awaiter.Close(); return nil })
 
@@ -226,7 +234,7 @@ func (n *Node) startLedger(ctx, runCtx context.Context) error {
 	ledger, err := provenance.NewLedger(provenance.LedgerConfig{
 		DB:                 db,
 		Log:                lg,
-		Checkpoints:        cps,
+		Checkpoints:        pub,
 		Awaiter:            awaiter,
 		FormatReceipt:      receipt.Format,
 		AdminKey:           adminKey,
@@ -246,7 +254,7 @@ func (n *Node) startLedger(ctx, runCtx context.Context) error {
 		return fmt.Errorf("ledger.grpc: %w", err)
 	}
 	n.LedgerGRPC = grpcAddr
-	h, err := n.httpHandler(runCtx, grpcAddr, api.HTTPOptions{Ledger: true})
+	h, err := n.httpHandler(runCtx, grpcAddr, api.HTTPOptions{Ledger: true, Policy: n.Policy})
 	if err != nil {
 		return err
 	}
@@ -257,6 +265,50 @@ func (n *Node) startLedger(ctx, runCtx context.Context) error {
 	n.LedgerHTTP = addr
 	n.log.Info("ledger serving", "grpc", grpcAddr, "http", addr, "origin", lc.Origin, "trillian", lc.Trillian.Mode)
 	return nil
+}
+
+// startPublisher starts the checkpoint publisher with the configured
+// policy (or "quorum none"), its history in the ledger's database, and
+// writes the policy in effect to <data_dir>/policy.txt.
+func (n *Node) startPublisher(ctx, runCtx context.Context, lg vlog.Log, signer *checkpoint.Signer, vkey string, db *sql.DB) (*publish.Publisher, error) {
+	pc := &n.cfg.Ledger.Publish
+	policy := receipt.Policy(vkey)
+	if pc.PolicyFile != "" {
+		b, err := os.ReadFile(pc.PolicyFile)
+		if err != nil {
+			return nil, fmt.Errorf("ledger.publish.policy_file: %w", err)
+		}
+		policy = b
+	}
+	pub, err := publish.New(ctx, publish.NewConfig(lg, signer, policy, db).
+		WithInterval(pc.Interval).
+		WithWitnessTimeout(pc.WitnessTimeout).
+		WithFailOpen(pc.FailOpen).
+		WithLogger(n.log))
+	if err != nil {
+		return nil, fmt.Errorf("ledger.publish: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(n.cfg.DataDir, "policy.txt"), policy, 0o644); err != nil {
+		return nil, fmt.Errorf("couldn't write the policy in effect: %w", err)
+	}
+	n.Policy = policy
+	n.Publisher = pub
+	done := make(chan struct{})
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer close(done)
+		if err := pub.Run(runCtx); err != nil {
+			n.log.Error("checkpoint publisher stopped", "err", err)
+			select {
+			case n.errs <- fmt.Errorf("checkpoint publisher: %w", err):
+			default:
+			}
+		}
+	}()
+	// The history's database closes after Run returns.
+	n.onClose(func(context.Context) error { n.cancel(); <-done; return nil })
+	return pub, nil
 }
 
 func (n *Node) startGateway(ctx, runCtx context.Context) error {
@@ -293,6 +345,7 @@ func (n *Node) startGateway(ctx, runCtx context.Context) error {
 		FlushEntries:   gc.FlushEntries,
 		FlushDelay:     gc.FlushDelay,
 		Flushers:       gc.Flushers,
+		OutboxInterval: gc.OutboxInterval,
 		Logger:         n.log,
 	})
 	if err != nil {

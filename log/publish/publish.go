@@ -446,9 +446,11 @@ func (p *Publisher) Latest(ctx context.Context) (signed []byte, root log.Root, e
 
 // Await blocks until a published checkpoint covers the tree size size
 // (commits to a tree of at least size leaves) and returns it as Latest
-// does, or until ctx is done.
+// does, or until ctx is done. A caller awaits a size because the log grew
+// to it, so Await wakes Run (see Wake) rather than let it wait for its
+// next interval.
 func (p *Publisher) Await(ctx context.Context, size uint64) ([]byte, log.Root, error) {
-	for {
+	for woken := false; ; woken = true {
 		p.mu.Lock()
 		if p.latest.Note != nil && p.latest.Size >= size {
 			defer p.mu.Unlock()
@@ -456,6 +458,9 @@ func (p *Publisher) Await(ctx context.Context, size uint64) ([]byte, log.Root, e
 		}
 		ch := p.published
 		p.mu.Unlock()
+		if !woken {
+			p.Wake()
+		}
 		select {
 		case <-ctx.Done():
 			return nil, log.Root{}, fmt.Errorf("couldn't await a checkpoint of tree size %d: %w", size, ctx.Err())

@@ -16,8 +16,11 @@ CREATE TABLE IF NOT EXISTS gateway_api_keys (
 -- its receipt. readings is the batch's readings packed 8 bytes each
 -- (big-endian uint32 offset, uint32 fixed-point value): a row per batch, not
 -- per reading. state is 'pending' from before the entry is forwarded to the
--- ledger until its receipt arrives ('logged'); a pending row is forwarded
--- again after a crash, and removed if the ledger refuses the entry.
+-- ledger until the ledger accepts it ('accepted', leaf_index set once it is
+-- integrated) and then its receipt arrives ('logged'); a pending row is
+-- forwarded again after a crash, and removed if the ledger refuses the
+-- entry; an accepted row's receipt is fetched once a published (cosigned)
+-- checkpoint covers it.
 CREATE TABLE IF NOT EXISTS batches (
   leaf_hash    BINARY(32)   NOT NULL,
   entry        VARBINARY(2048) NOT NULL,

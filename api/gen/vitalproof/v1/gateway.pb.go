@@ -254,13 +254,15 @@ func (x *SubmitFHIRResponse) GetResults() []*BatchResult {
 // BatchResult is the gateway's answer for one batch. It names no reading.
 type BatchResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The entry's index in the ledger's log; set unless pending.
+	// The entry's index in the ledger's log; set unless pending and not
+	// integrated.
 	Index uint64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	// The entry's RFC 6962 leaf hash (32 bytes; base64 in JSON).
 	LeafHash []byte `protobuf:"bytes,2,opt,name=leaf_hash,json=leafHash,proto3" json:"leaf_hash,omitempty"`
-	// True when the batch is stored and its entry accepted or still being
-	// forwarded, but not yet integrated; the gateway keeps forwarding it.
-	// Ask again later for its index and receipt.
+	// True when the batch is stored but its receipt is not ready: its entry
+	// is still being forwarded, or is not yet integrated, or awaits a
+	// published (cosigned) checkpoint; the gateway keeps fetching it. Ask
+	// again later for the receipt.
 	Pending bool `protobuf:"varint,3,opt,name=pending,proto3" json:"pending,omitempty"`
 	// True when the batch had been submitted before; index and receipt are
 	// the original ones.
@@ -275,7 +277,10 @@ type BatchResult struct {
 	// Who committed to and signed the readings: "device" or "gateway".
 	Attestation string `protobuf:"bytes,8,opt,name=attestation,proto3" json:"attestation,omitempty"`
 	// The number of readings in the batch.
-	Readings      uint32 `protobuf:"varint,9,opt,name=readings,proto3" json:"readings,omitempty"`
+	Readings uint32 `protobuf:"varint,9,opt,name=readings,proto3" json:"readings,omitempty"`
+	// True when the entry has its index in the log (set in index); a pending
+	// batch whose entry is integrated awaits only a published checkpoint.
+	Integrated    bool `protobuf:"varint,10,opt,name=integrated,proto3" json:"integrated,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -373,6 +378,13 @@ func (x *BatchResult) GetReadings() uint32 {
 	return 0
 }
 
+func (x *BatchResult) GetIntegrated() bool {
+	if x != nil {
+		return x.Integrated
+	}
+	return false
+}
+
 var File_vitalproof_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_vitalproof_v1_gateway_proto_rawDesc = "" +
@@ -390,7 +402,7 @@ const file_vitalproof_v1_gateway_proto_rawDesc = "" +
 	"\x11SubmitFHIRRequest\x12\x1a\n" +
 	"\bresource\x18\x01 \x01(\fR\bresource\"J\n" +
 	"\x12SubmitFHIRResponse\x124\n" +
-	"\aresults\x18\x01 \x03(\v2\x1a.vitalproof.v1.BatchResultR\aresults\"\x85\x02\n" +
+	"\aresults\x18\x01 \x03(\v2\x1a.vitalproof.v1.BatchResultR\aresults\"\xa5\x02\n" +
 	"\vBatchResult\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1b\n" +
 	"\tleaf_hash\x18\x02 \x01(\fR\bleafHash\x12\x18\n" +
@@ -400,7 +412,11 @@ const file_vitalproof_v1_gateway_proto_rawDesc = "" +
 	"\tdevice_id\x18\x06 \x01(\tR\bdeviceId\x12\x16\n" +
 	"\x06metric\x18\a \x01(\tR\x06metric\x12 \n" +
 	"\vattestation\x18\b \x01(\tR\vattestation\x12\x1a\n" +
-	"\breadings\x18\t \x01(\rR\breadings2\xfd\x01\n" +
+	"\breadings\x18\t \x01(\rR\breadings\x12\x1e\n" +
+	"\n" +
+	"integrated\x18\n" +
+	" \x01(\bR\n" +
+	"integrated2\xfd\x01\n" +
 	"\x0eGatewayService\x12L\n" +
 	"\vSubmitBatch\x12!.vitalproof.v1.SubmitBatchRequest\x1a\x1a.vitalproof.v1.BatchResult\x12Q\n" +
 	"\n" +

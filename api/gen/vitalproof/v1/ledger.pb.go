@@ -501,14 +501,16 @@ func (x *SubmitEntriesResponse) GetResults() []*EntryResult {
 // EntryResult is the ledger's answer for one submitted entry.
 type EntryResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The entry's index in the log; set unless pending or refused.
+	// The entry's index in the log; set unless refused, or pending and not
+	// integrated.
 	Index uint64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	// The entry's RFC 6962 leaf hash, SHA-256(0x00 || entry) (32 bytes;
 	// base64 in JSON).
 	LeafHash []byte `protobuf:"bytes,2,opt,name=leaf_hash,json=leafHash,proto3" json:"leaf_hash,omitempty"`
-	// True when the entry is durably accepted but was not yet integrated when
-	// the ledger answered; submit it again later (idempotently) for its
-	// index and receipt.
+	// True when the entry is durably accepted but its receipt was not ready
+	// when the ledger answered: it was not yet integrated, or no published
+	// (cosigned) checkpoint covered it yet; submit it again later
+	// (idempotently), or ask GetReceipt, for its receipt.
 	Pending bool `protobuf:"varint,3,opt,name=pending,proto3" json:"pending,omitempty"`
 	// True when the entry had been submitted before; index and receipt are
 	// the original ones.
@@ -518,7 +520,10 @@ type EntryResult struct {
 	// cosigned checkpoint. Empty when pending or refused.
 	Receipt string `protobuf:"bytes,5,opt,name=receipt,proto3" json:"receipt,omitempty"`
 	// Set when the entry was refused; nothing was written for it.
-	Error         *EntryError `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	Error *EntryError `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	// True when the entry has its index in the log (set in index); a pending
+	// entry that is integrated awaits only a published checkpoint.
+	Integrated    bool `protobuf:"varint,7,opt,name=integrated,proto3" json:"integrated,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -593,6 +598,13 @@ func (x *EntryResult) GetError() *EntryError {
 		return x.Error
 	}
 	return nil
+}
+
+func (x *EntryResult) GetIntegrated() bool {
+	if x != nil {
+		return x.Integrated
+	}
+	return false
 }
 
 // GetEntryRequest names an entry.
@@ -1088,6 +1100,249 @@ func (x *GetConsistencyProofResponse) GetHashes() [][]byte {
 	return nil
 }
 
+// ListCheckpointsRequest asks for a page of the checkpoint history.
+type ListCheckpointsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only checkpoints of tree sizes below this one; 0 (the default) starts
+	// from the newest. To page on, pass the last size of the previous page.
+	BeforeSize uint64 `protobuf:"varint,1,opt,name=before_size,json=beforeSize,proto3" json:"before_size,omitempty"`
+	// The number of checkpoints to return: 0 means 20; at most 100.
+	PageSize      uint32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCheckpointsRequest) Reset() {
+	*x = ListCheckpointsRequest{}
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCheckpointsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCheckpointsRequest) ProtoMessage() {}
+
+func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCheckpointsRequest.ProtoReflect.Descriptor instead.
+func (*ListCheckpointsRequest) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListCheckpointsRequest) GetBeforeSize() uint64 {
+	if x != nil {
+		return x.BeforeSize
+	}
+	return 0
+}
+
+func (x *ListCheckpointsRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+// ListCheckpointsResponse is a page of the checkpoint history.
+type ListCheckpointsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Published checkpoints, newest (largest tree size) first.
+	Checkpoints []*PublishedCheckpoint `protobuf:"bytes,1,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	// The before_size that fetches the next page; 0 when this page is the
+	// last.
+	NextBeforeSize uint64 `protobuf:"varint,2,opt,name=next_before_size,json=nextBeforeSize,proto3" json:"next_before_size,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ListCheckpointsResponse) Reset() {
+	*x = ListCheckpointsResponse{}
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCheckpointsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCheckpointsResponse) ProtoMessage() {}
+
+func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCheckpointsResponse.ProtoReflect.Descriptor instead.
+func (*ListCheckpointsResponse) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListCheckpointsResponse) GetCheckpoints() []*PublishedCheckpoint {
+	if x != nil {
+		return x.Checkpoints
+	}
+	return nil
+}
+
+func (x *ListCheckpointsResponse) GetNextBeforeSize() uint64 {
+	if x != nil {
+		return x.NextBeforeSize
+	}
+	return 0
+}
+
+// GetPublishedCheckpointRequest names a published checkpoint.
+type GetPublishedCheckpointRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required. The tree size of the checkpoint.
+	Size          uint64 `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPublishedCheckpointRequest) Reset() {
+	*x = GetPublishedCheckpointRequest{}
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPublishedCheckpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPublishedCheckpointRequest) ProtoMessage() {}
+
+func (x *GetPublishedCheckpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPublishedCheckpointRequest.ProtoReflect.Descriptor instead.
+func (*GetPublishedCheckpointRequest) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *GetPublishedCheckpointRequest) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+// PublishedCheckpoint is a checkpoint of the history.
+type PublishedCheckpoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tree size the checkpoint commits to.
+	Size uint64 `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
+	// The tree's RFC 6962 root hash (32 bytes; base64 in JSON).
+	RootHash []byte `protobuf:"bytes,2,opt,name=root_hash,json=rootHash,proto3" json:"root_hash,omitempty"`
+	// The checkpoint as a signed note (C2SP tlog-checkpoint): the log's
+	// signature, then the witnesses' cosignatures, including those that
+	// arrived after publication.
+	Checkpoint string `protobuf:"bytes,3,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	// True when the cosignatures satisfy the policy's quorum; false only for
+	// checkpoints a development ledger published without one (fail open).
+	Witnessed bool `protobuf:"varint,4,opt,name=witnessed,proto3" json:"witnessed,omitempty"`
+	// When the checkpoint was published, RFC 3339 UTC.
+	PublishedAt   string `protobuf:"bytes,5,opt,name=published_at,json=publishedAt,proto3" json:"published_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishedCheckpoint) Reset() {
+	*x = PublishedCheckpoint{}
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishedCheckpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishedCheckpoint) ProtoMessage() {}
+
+func (x *PublishedCheckpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishedCheckpoint.ProtoReflect.Descriptor instead.
+func (*PublishedCheckpoint) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *PublishedCheckpoint) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *PublishedCheckpoint) GetRootHash() []byte {
+	if x != nil {
+		return x.RootHash
+	}
+	return nil
+}
+
+func (x *PublishedCheckpoint) GetCheckpoint() string {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return ""
+}
+
+func (x *PublishedCheckpoint) GetWitnessed() bool {
+	if x != nil {
+		return x.Witnessed
+	}
+	return false
+}
+
+func (x *PublishedCheckpoint) GetPublishedAt() string {
+	if x != nil {
+		return x.PublishedAt
+	}
+	return ""
+}
+
 var File_vitalproof_v1_ledger_proto protoreflect.FileDescriptor
 
 const file_vitalproof_v1_ledger_proto_rawDesc = "" +
@@ -1129,14 +1384,17 @@ const file_vitalproof_v1_ledger_proto_rawDesc = "" +
 	"\x14SubmitEntriesRequest\x12\x18\n" +
 	"\aentries\x18\x01 \x03(\fR\aentries\"M\n" +
 	"\x15SubmitEntriesResponse\x124\n" +
-	"\aresults\x18\x01 \x03(\v2\x1a.vitalproof.v1.EntryResultR\aresults\"\xc3\x01\n" +
+	"\aresults\x18\x01 \x03(\v2\x1a.vitalproof.v1.EntryResultR\aresults\"\xe3\x01\n" +
 	"\vEntryResult\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1b\n" +
 	"\tleaf_hash\x18\x02 \x01(\fR\bleafHash\x12\x18\n" +
 	"\apending\x18\x03 \x01(\bR\apending\x12\x1c\n" +
 	"\tduplicate\x18\x04 \x01(\bR\tduplicate\x12\x18\n" +
 	"\areceipt\x18\x05 \x01(\tR\areceipt\x12/\n" +
-	"\x05error\x18\x06 \x01(\v2\x19.vitalproof.v1.EntryErrorR\x05error\"'\n" +
+	"\x05error\x18\x06 \x01(\v2\x19.vitalproof.v1.EntryErrorR\x05error\x12\x1e\n" +
+	"\n" +
+	"integrated\x18\a \x01(\bR\n" +
+	"integrated\"'\n" +
 	"\x0fGetEntryRequest\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\">\n" +
 	"\x10GetEntryResponse\x12\x14\n" +
@@ -1166,7 +1424,24 @@ const file_vitalproof_v1_ledger_proto_rawDesc = "" +
 	"\x1bGetConsistencyProofResponse\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\x04R\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\x04R\x02to\x12\x16\n" +
-	"\x06hashes\x18\x03 \x03(\fR\x06hashes2\xb6\x06\n" +
+	"\x06hashes\x18\x03 \x03(\fR\x06hashes\"V\n" +
+	"\x16ListCheckpointsRequest\x12\x1f\n" +
+	"\vbefore_size\x18\x01 \x01(\x04R\n" +
+	"beforeSize\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\rR\bpageSize\"\x89\x01\n" +
+	"\x17ListCheckpointsResponse\x12D\n" +
+	"\vcheckpoints\x18\x01 \x03(\v2\".vitalproof.v1.PublishedCheckpointR\vcheckpoints\x12(\n" +
+	"\x10next_before_size\x18\x02 \x01(\x04R\x0enextBeforeSize\"3\n" +
+	"\x1dGetPublishedCheckpointRequest\x12\x12\n" +
+	"\x04size\x18\x01 \x01(\x04R\x04size\"\xa7\x01\n" +
+	"\x13PublishedCheckpoint\x12\x12\n" +
+	"\x04size\x18\x01 \x01(\x04R\x04size\x12\x1b\n" +
+	"\troot_hash\x18\x02 \x01(\fR\brootHash\x12\x1e\n" +
+	"\n" +
+	"checkpoint\x18\x03 \x01(\tR\n" +
+	"checkpoint\x12\x1c\n" +
+	"\twitnessed\x18\x04 \x01(\bR\twitnessed\x12!\n" +
+	"\fpublished_at\x18\x05 \x01(\tR\vpublishedAt2\x84\b\n" +
 	"\rLedgerService\x12c\n" +
 	"\x10RegisterHospital\x12&.vitalproof.v1.RegisterHospitalRequest\x1a'.vitalproof.v1.RegisterHospitalResponse\x12M\n" +
 	"\x0eRegisterDevice\x12$.vitalproof.v1.RegisterDeviceRequest\x1a\x15.vitalproof.v1.Device\x12C\n" +
@@ -1177,7 +1452,9 @@ const file_vitalproof_v1_ledger_proto_rawDesc = "" +
 	"\n" +
 	"GetReceipt\x12 .vitalproof.v1.GetReceiptRequest\x1a!.vitalproof.v1.GetReceiptResponse\x12Z\n" +
 	"\rGetCheckpoint\x12#.vitalproof.v1.GetCheckpointRequest\x1a$.vitalproof.v1.GetCheckpointResponse\x12l\n" +
-	"\x13GetConsistencyProof\x12).vitalproof.v1.GetConsistencyProofRequest\x1a*.vitalproof.v1.GetConsistencyProofResponseBEZCgithub.com/vitalproof/vitalproof/api/gen/vitalproof/v1;vitalproofv1b\x06proto3"
+	"\x13GetConsistencyProof\x12).vitalproof.v1.GetConsistencyProofRequest\x1a*.vitalproof.v1.GetConsistencyProofResponse\x12`\n" +
+	"\x0fListCheckpoints\x12%.vitalproof.v1.ListCheckpointsRequest\x1a&.vitalproof.v1.ListCheckpointsResponse\x12j\n" +
+	"\x16GetPublishedCheckpoint\x12,.vitalproof.v1.GetPublishedCheckpointRequest\x1a\".vitalproof.v1.PublishedCheckpointBEZCgithub.com/vitalproof/vitalproof/api/gen/vitalproof/v1;vitalproofv1b\x06proto3"
 
 var (
 	file_vitalproof_v1_ledger_proto_rawDescOnce sync.Once
@@ -1191,54 +1468,63 @@ func file_vitalproof_v1_ledger_proto_rawDescGZIP() []byte {
 	return file_vitalproof_v1_ledger_proto_rawDescData
 }
 
-var file_vitalproof_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_vitalproof_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_vitalproof_v1_ledger_proto_goTypes = []any{
-	(*RegisterHospitalRequest)(nil),     // 0: vitalproof.v1.RegisterHospitalRequest
-	(*RegisterHospitalResponse)(nil),    // 1: vitalproof.v1.RegisterHospitalResponse
-	(*RegisterDeviceRequest)(nil),       // 2: vitalproof.v1.RegisterDeviceRequest
-	(*Device)(nil),                      // 3: vitalproof.v1.Device
-	(*GetDeviceRequest)(nil),            // 4: vitalproof.v1.GetDeviceRequest
-	(*SubmitEntriesRequest)(nil),        // 5: vitalproof.v1.SubmitEntriesRequest
-	(*SubmitEntriesResponse)(nil),       // 6: vitalproof.v1.SubmitEntriesResponse
-	(*EntryResult)(nil),                 // 7: vitalproof.v1.EntryResult
-	(*GetEntryRequest)(nil),             // 8: vitalproof.v1.GetEntryRequest
-	(*GetEntryResponse)(nil),            // 9: vitalproof.v1.GetEntryResponse
-	(*GetInclusionProofRequest)(nil),    // 10: vitalproof.v1.GetInclusionProofRequest
-	(*GetInclusionProofResponse)(nil),   // 11: vitalproof.v1.GetInclusionProofResponse
-	(*GetReceiptResponse)(nil),          // 12: vitalproof.v1.GetReceiptResponse
-	(*GetCheckpointRequest)(nil),        // 13: vitalproof.v1.GetCheckpointRequest
-	(*GetCheckpointResponse)(nil),       // 14: vitalproof.v1.GetCheckpointResponse
-	(*GetConsistencyProofRequest)(nil),  // 15: vitalproof.v1.GetConsistencyProofRequest
-	(*GetConsistencyProofResponse)(nil), // 16: vitalproof.v1.GetConsistencyProofResponse
-	(*EntryError)(nil),                  // 17: vitalproof.v1.EntryError
-	(*GetReceiptRequest)(nil),           // 18: vitalproof.v1.GetReceiptRequest
+	(*RegisterHospitalRequest)(nil),       // 0: vitalproof.v1.RegisterHospitalRequest
+	(*RegisterHospitalResponse)(nil),      // 1: vitalproof.v1.RegisterHospitalResponse
+	(*RegisterDeviceRequest)(nil),         // 2: vitalproof.v1.RegisterDeviceRequest
+	(*Device)(nil),                        // 3: vitalproof.v1.Device
+	(*GetDeviceRequest)(nil),              // 4: vitalproof.v1.GetDeviceRequest
+	(*SubmitEntriesRequest)(nil),          // 5: vitalproof.v1.SubmitEntriesRequest
+	(*SubmitEntriesResponse)(nil),         // 6: vitalproof.v1.SubmitEntriesResponse
+	(*EntryResult)(nil),                   // 7: vitalproof.v1.EntryResult
+	(*GetEntryRequest)(nil),               // 8: vitalproof.v1.GetEntryRequest
+	(*GetEntryResponse)(nil),              // 9: vitalproof.v1.GetEntryResponse
+	(*GetInclusionProofRequest)(nil),      // 10: vitalproof.v1.GetInclusionProofRequest
+	(*GetInclusionProofResponse)(nil),     // 11: vitalproof.v1.GetInclusionProofResponse
+	(*GetReceiptResponse)(nil),            // 12: vitalproof.v1.GetReceiptResponse
+	(*GetCheckpointRequest)(nil),          // 13: vitalproof.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil),         // 14: vitalproof.v1.GetCheckpointResponse
+	(*GetConsistencyProofRequest)(nil),    // 15: vitalproof.v1.GetConsistencyProofRequest
+	(*GetConsistencyProofResponse)(nil),   // 16: vitalproof.v1.GetConsistencyProofResponse
+	(*ListCheckpointsRequest)(nil),        // 17: vitalproof.v1.ListCheckpointsRequest
+	(*ListCheckpointsResponse)(nil),       // 18: vitalproof.v1.ListCheckpointsResponse
+	(*GetPublishedCheckpointRequest)(nil), // 19: vitalproof.v1.GetPublishedCheckpointRequest
+	(*PublishedCheckpoint)(nil),           // 20: vitalproof.v1.PublishedCheckpoint
+	(*EntryError)(nil),                    // 21: vitalproof.v1.EntryError
+	(*GetReceiptRequest)(nil),             // 22: vitalproof.v1.GetReceiptRequest
 }
 var file_vitalproof_v1_ledger_proto_depIdxs = []int32{
 	7,  // 0: vitalproof.v1.SubmitEntriesResponse.results:type_name -> vitalproof.v1.EntryResult
-	17, // 1: vitalproof.v1.EntryResult.error:type_name -> vitalproof.v1.EntryError
-	0,  // 2: vitalproof.v1.LedgerService.RegisterHospital:input_type -> vitalproof.v1.RegisterHospitalRequest
-	2,  // 3: vitalproof.v1.LedgerService.RegisterDevice:input_type -> vitalproof.v1.RegisterDeviceRequest
-	4,  // 4: vitalproof.v1.LedgerService.GetDevice:input_type -> vitalproof.v1.GetDeviceRequest
-	5,  // 5: vitalproof.v1.LedgerService.SubmitEntries:input_type -> vitalproof.v1.SubmitEntriesRequest
-	8,  // 6: vitalproof.v1.LedgerService.GetEntry:input_type -> vitalproof.v1.GetEntryRequest
-	10, // 7: vitalproof.v1.LedgerService.GetInclusionProof:input_type -> vitalproof.v1.GetInclusionProofRequest
-	18, // 8: vitalproof.v1.LedgerService.GetReceipt:input_type -> vitalproof.v1.GetReceiptRequest
-	13, // 9: vitalproof.v1.LedgerService.GetCheckpoint:input_type -> vitalproof.v1.GetCheckpointRequest
-	15, // 10: vitalproof.v1.LedgerService.GetConsistencyProof:input_type -> vitalproof.v1.GetConsistencyProofRequest
-	1,  // 11: vitalproof.v1.LedgerService.RegisterHospital:output_type -> vitalproof.v1.RegisterHospitalResponse
-	3,  // 12: vitalproof.v1.LedgerService.RegisterDevice:output_type -> vitalproof.v1.Device
-	3,  // 13: vitalproof.v1.LedgerService.GetDevice:output_type -> vitalproof.v1.Device
-	6,  // 14: vitalproof.v1.LedgerService.SubmitEntries:output_type -> vitalproof.v1.SubmitEntriesResponse
-	9,  // 15: vitalproof.v1.LedgerService.GetEntry:output_type -> vitalproof.v1.GetEntryResponse
-	11, // 16: vitalproof.v1.LedgerService.GetInclusionProof:output_type -> vitalproof.v1.GetInclusionProofResponse
-	12, // 17: vitalproof.v1.LedgerService.GetReceipt:output_type -> vitalproof.v1.GetReceiptResponse
-	14, // 18: vitalproof.v1.LedgerService.GetCheckpoint:output_type -> vitalproof.v1.GetCheckpointResponse
-	16, // 19: vitalproof.v1.LedgerService.GetConsistencyProof:output_type -> vitalproof.v1.GetConsistencyProofResponse
-	11, // [11:20] is the sub-list for method output_type
-	2,  // [2:11] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	21, // 1: vitalproof.v1.EntryResult.error:type_name -> vitalproof.v1.EntryError
+	20, // 2: vitalproof.v1.ListCheckpointsResponse.checkpoints:type_name -> vitalproof.v1.PublishedCheckpoint
+	0,  // 3: vitalproof.v1.LedgerService.RegisterHospital:input_type -> vitalproof.v1.RegisterHospitalRequest
+	2,  // 4: vitalproof.v1.LedgerService.RegisterDevice:input_type -> vitalproof.v1.RegisterDeviceRequest
+	4,  // 5: vitalproof.v1.LedgerService.GetDevice:input_type -> vitalproof.v1.GetDeviceRequest
+	5,  // 6: vitalproof.v1.LedgerService.SubmitEntries:input_type -> vitalproof.v1.SubmitEntriesRequest
+	8,  // 7: vitalproof.v1.LedgerService.GetEntry:input_type -> vitalproof.v1.GetEntryRequest
+	10, // 8: vitalproof.v1.LedgerService.GetInclusionProof:input_type -> vitalproof.v1.GetInclusionProofRequest
+	22, // 9: vitalproof.v1.LedgerService.GetReceipt:input_type -> vitalproof.v1.GetReceiptRequest
+	13, // 10: vitalproof.v1.LedgerService.GetCheckpoint:input_type -> vitalproof.v1.GetCheckpointRequest
+	15, // 11: vitalproof.v1.LedgerService.GetConsistencyProof:input_type -> vitalproof.v1.GetConsistencyProofRequest
+	17, // 12: vitalproof.v1.LedgerService.ListCheckpoints:input_type -> vitalproof.v1.ListCheckpointsRequest
+	19, // 13: vitalproof.v1.LedgerService.GetPublishedCheckpoint:input_type -> vitalproof.v1.GetPublishedCheckpointRequest
+	1,  // 14: vitalproof.v1.LedgerService.RegisterHospital:output_type -> vitalproof.v1.RegisterHospitalResponse
+	3,  // 15: vitalproof.v1.LedgerService.RegisterDevice:output_type -> vitalproof.v1.Device
+	3,  // 16: vitalproof.v1.LedgerService.GetDevice:output_type -> vitalproof.v1.Device
+	6,  // 17: vitalproof.v1.LedgerService.SubmitEntries:output_type -> vitalproof.v1.SubmitEntriesResponse
+	9,  // 18: vitalproof.v1.LedgerService.GetEntry:output_type -> vitalproof.v1.GetEntryResponse
+	11, // 19: vitalproof.v1.LedgerService.GetInclusionProof:output_type -> vitalproof.v1.GetInclusionProofResponse
+	12, // 20: vitalproof.v1.LedgerService.GetReceipt:output_type -> vitalproof.v1.GetReceiptResponse
+	14, // 21: vitalproof.v1.LedgerService.GetCheckpoint:output_type -> vitalproof.v1.GetCheckpointResponse
+	16, // 22: vitalproof.v1.LedgerService.GetConsistencyProof:output_type -> vitalproof.v1.GetConsistencyProofResponse
+	18, // 23: vitalproof.v1.LedgerService.ListCheckpoints:output_type -> vitalproof.v1.ListCheckpointsResponse
+	20, // 24: vitalproof.v1.LedgerService.GetPublishedCheckpoint:output_type -> vitalproof.v1.PublishedCheckpoint
+	14, // [14:25] is the sub-list for method output_type
+	3,  // [3:14] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_vitalproof_v1_ledger_proto_init() }
@@ -1253,7 +1539,7 @@ func file_vitalproof_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vitalproof_v1_ledger_proto_rawDesc), len(file_vitalproof_v1_ledger_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,15 +19,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	LedgerService_RegisterHospital_FullMethodName    = "/vitalproof.v1.LedgerService/RegisterHospital"
-	LedgerService_RegisterDevice_FullMethodName      = "/vitalproof.v1.LedgerService/RegisterDevice"
-	LedgerService_GetDevice_FullMethodName           = "/vitalproof.v1.LedgerService/GetDevice"
-	LedgerService_SubmitEntries_FullMethodName       = "/vitalproof.v1.LedgerService/SubmitEntries"
-	LedgerService_GetEntry_FullMethodName            = "/vitalproof.v1.LedgerService/GetEntry"
-	LedgerService_GetInclusionProof_FullMethodName   = "/vitalproof.v1.LedgerService/GetInclusionProof"
-	LedgerService_GetReceipt_FullMethodName          = "/vitalproof.v1.LedgerService/GetReceipt"
-	LedgerService_GetCheckpoint_FullMethodName       = "/vitalproof.v1.LedgerService/GetCheckpoint"
-	LedgerService_GetConsistencyProof_FullMethodName = "/vitalproof.v1.LedgerService/GetConsistencyProof"
+	LedgerService_RegisterHospital_FullMethodName       = "/vitalproof.v1.LedgerService/RegisterHospital"
+	LedgerService_RegisterDevice_FullMethodName         = "/vitalproof.v1.LedgerService/RegisterDevice"
+	LedgerService_GetDevice_FullMethodName              = "/vitalproof.v1.LedgerService/GetDevice"
+	LedgerService_SubmitEntries_FullMethodName          = "/vitalproof.v1.LedgerService/SubmitEntries"
+	LedgerService_GetEntry_FullMethodName               = "/vitalproof.v1.LedgerService/GetEntry"
+	LedgerService_GetInclusionProof_FullMethodName      = "/vitalproof.v1.LedgerService/GetInclusionProof"
+	LedgerService_GetReceipt_FullMethodName             = "/vitalproof.v1.LedgerService/GetReceipt"
+	LedgerService_GetCheckpoint_FullMethodName          = "/vitalproof.v1.LedgerService/GetCheckpoint"
+	LedgerService_GetConsistencyProof_FullMethodName    = "/vitalproof.v1.LedgerService/GetConsistencyProof"
+	LedgerService_ListCheckpoints_FullMethodName        = "/vitalproof.v1.LedgerService/ListCheckpoints"
+	LedgerService_GetPublishedCheckpoint_FullMethodName = "/vitalproof.v1.LedgerService/GetPublishedCheckpoint"
 )
 
 // LedgerServiceClient is the client API for LedgerService service.
@@ -42,9 +44,16 @@ const (
 // (role admin); GetDevice needs an admin or hospital key; SubmitEntries
 // needs a hospital key; every read of the log is public.
 //
+// Checkpoints are published only once a quorum of the consortium's
+// witnesses cosigned them (the tlog-policy); receipts, inclusion and
+// consistency proofs are against published checkpoints, and an entry that
+// no published checkpoint covers yet is answered as pending (HTTP 503,
+// reason PENDING) with its index.
+//
 // Besides these methods, GET /api/v1/log/checkpoint.txt serves the latest
-// signed checkpoint as it is (Content-Type text/plain; charset=utf-8), for
-// C2SP tools and witnesses.
+// published checkpoint as it is, and GET /api/v1/log/policy.txt the
+// tlog-policy it satisfies (Content-Type text/plain; charset=utf-8), for
+// C2SP tools, witnesses and monitors.
 type LedgerServiceClient interface {
 	// Admits a hospital to the consortium and returns its API key, which is
 	// shown only this once. Role: admin. HTTP 409 if the hospital is
@@ -68,12 +77,20 @@ type LedgerServiceClient interface {
 	// Returns an RFC 6962 inclusion proof of the entry at an index. Public.
 	GetInclusionProof(ctx context.Context, in *GetInclusionProofRequest, opts ...grpc.CallOption) (*GetInclusionProofResponse, error)
 	// Returns the receipt of the entry at an index against the latest
-	// checkpoint. Public.
+	// published checkpoint. Public. HTTP 503 (PENDING) while no published
+	// checkpoint covers the entry; 404 if the log has no entry there.
 	GetReceipt(ctx context.Context, in *GetReceiptRequest, opts ...grpc.CallOption) (*GetReceiptResponse, error)
-	// Returns the latest signed checkpoint. Public.
+	// Returns the latest published checkpoint. Public. HTTP 503 (PENDING)
+	// before the first is published.
 	GetCheckpoint(ctx context.Context, in *GetCheckpointRequest, opts ...grpc.CallOption) (*GetCheckpointResponse, error)
 	// Returns an RFC 6962 consistency proof between two tree sizes. Public.
 	GetConsistencyProof(ctx context.Context, in *GetConsistencyProofRequest, opts ...grpc.CallOption) (*GetConsistencyProofResponse, error)
+	// Pages through the history of published checkpoints, newest first, so
+	// that a monitor can check any two for consistency. Public.
+	ListCheckpoints(ctx context.Context, in *ListCheckpointsRequest, opts ...grpc.CallOption) (*ListCheckpointsResponse, error)
+	// Returns the published checkpoint of a tree size. Public. HTTP 404 if
+	// none of that size was published.
+	GetPublishedCheckpoint(ctx context.Context, in *GetPublishedCheckpointRequest, opts ...grpc.CallOption) (*PublishedCheckpoint, error)
 }
 
 type ledgerServiceClient struct {
@@ -174,6 +191,26 @@ func (c *ledgerServiceClient) GetConsistencyProof(ctx context.Context, in *GetCo
 	return out, nil
 }
 
+func (c *ledgerServiceClient) ListCheckpoints(ctx context.Context, in *ListCheckpointsRequest, opts ...grpc.CallOption) (*ListCheckpointsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCheckpointsResponse)
+	err := c.cc.Invoke(ctx, LedgerService_ListCheckpoints_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) GetPublishedCheckpoint(ctx context.Context, in *GetPublishedCheckpointRequest, opts ...grpc.CallOption) (*PublishedCheckpoint, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PublishedCheckpoint)
+	err := c.cc.Invoke(ctx, LedgerService_GetPublishedCheckpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LedgerServiceServer is the server API for LedgerService service.
 // All implementations must embed UnimplementedLedgerServiceServer
 // for forward compatibility.
@@ -186,9 +223,16 @@ func (c *ledgerServiceClient) GetConsistencyProof(ctx context.Context, in *GetCo
 // (role admin); GetDevice needs an admin or hospital key; SubmitEntries
 // needs a hospital key; every read of the log is public.
 //
+// Checkpoints are published only once a quorum of the consortium's
+// witnesses cosigned them (the tlog-policy); receipts, inclusion and
+// consistency proofs are against published checkpoints, and an entry that
+// no published checkpoint covers yet is answered as pending (HTTP 503,
+// reason PENDING) with its index.
+//
 // Besides these methods, GET /api/v1/log/checkpoint.txt serves the latest
-// signed checkpoint as it is (Content-Type text/plain; charset=utf-8), for
-// C2SP tools and witnesses.
+// published checkpoint as it is, and GET /api/v1/log/policy.txt the
+// tlog-policy it satisfies (Content-Type text/plain; charset=utf-8), for
+// C2SP tools, witnesses and monitors.
 type LedgerServiceServer interface {
 	// Admits a hospital to the consortium and returns its API key, which is
 	// shown only this once. Role: admin. HTTP 409 if the hospital is
@@ -212,12 +256,20 @@ type LedgerServiceServer interface {
 	// Returns an RFC 6962 inclusion proof of the entry at an index. Public.
 	GetInclusionProof(context.Context, *GetInclusionProofRequest) (*GetInclusionProofResponse, error)
 	// Returns the receipt of the entry at an index against the latest
-	// checkpoint. Public.
+	// published checkpoint. Public. HTTP 503 (PENDING) while no published
+	// checkpoint covers the entry; 404 if the log has no entry there.
 	GetReceipt(context.Context, *GetReceiptRequest) (*GetReceiptResponse, error)
-	// Returns the latest signed checkpoint. Public.
+	// Returns the latest published checkpoint. Public. HTTP 503 (PENDING)
+	// before the first is published.
 	GetCheckpoint(context.Context, *GetCheckpointRequest) (*GetCheckpointResponse, error)
 	// Returns an RFC 6962 consistency proof between two tree sizes. Public.
 	GetConsistencyProof(context.Context, *GetConsistencyProofRequest) (*GetConsistencyProofResponse, error)
+	// Pages through the history of published checkpoints, newest first, so
+	// that a monitor can check any two for consistency. Public.
+	ListCheckpoints(context.Context, *ListCheckpointsRequest) (*ListCheckpointsResponse, error)
+	// Returns the published checkpoint of a tree size. Public. HTTP 404 if
+	// none of that size was published.
+	GetPublishedCheckpoint(context.Context, *GetPublishedCheckpointRequest) (*PublishedCheckpoint, error)
 	mustEmbedUnimplementedLedgerServiceServer()
 }
 
@@ -254,6 +306,12 @@ func (UnimplementedLedgerServiceServer) GetCheckpoint(context.Context, *GetCheck
 }
 func (UnimplementedLedgerServiceServer) GetConsistencyProof(context.Context, *GetConsistencyProofRequest) (*GetConsistencyProofResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetConsistencyProof not implemented")
+}
+func (UnimplementedLedgerServiceServer) ListCheckpoints(context.Context, *ListCheckpointsRequest) (*ListCheckpointsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCheckpoints not implemented")
+}
+func (UnimplementedLedgerServiceServer) GetPublishedCheckpoint(context.Context, *GetPublishedCheckpointRequest) (*PublishedCheckpoint, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPublishedCheckpoint not implemented")
 }
 func (UnimplementedLedgerServiceServer) mustEmbedUnimplementedLedgerServiceServer() {}
 func (UnimplementedLedgerServiceServer) testEmbeddedByValue()                       {}
@@ -438,6 +496,42 @@ func _LedgerService_GetConsistencyProof_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LedgerService_ListCheckpoints_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCheckpointsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).ListCheckpoints(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_ListCheckpoints_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).ListCheckpoints(ctx, req.(*ListCheckpointsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_GetPublishedCheckpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPublishedCheckpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).GetPublishedCheckpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_GetPublishedCheckpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).GetPublishedCheckpoint(ctx, req.(*GetPublishedCheckpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LedgerService_ServiceDesc is the grpc.ServiceDesc for LedgerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -480,6 +574,14 @@ var LedgerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetConsistencyProof",
 			Handler:    _LedgerService_GetConsistencyProof_Handler,
+		},
+		{
+			MethodName: "ListCheckpoints",
+			Handler:    _LedgerService_ListCheckpoints_Handler,
+		},
+		{
+			MethodName: "GetPublishedCheckpoint",
+			Handler:    _LedgerService_GetPublishedCheckpoint_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
