@@ -3,14 +3,18 @@
 # its main job end to end.
 #
 # It makes sure MariaDB runs (installing it if missing), builds the binaries,
-# starts vitalproofd (ledger with embedded Trillian, and a hospital gateway) on
-# fresh quickstart databases, admits a demo hospital, registers a demo device,
-# lets a simulated wearable submit a day of device-signed batches (one per
-# metric per hour, a reading a minute), also sends FHIR Observations without a
-# device signature (gateway-attested), verifies every receipt offline against
-# the log's policy, prints a summary and stops what it started. It leaves
-# quickstart-out/: policy.txt, receipt-<index>.tlog-proof files, the daemon's
-# log and its keys.
+# creates the log's key, starts three hospital witnesses (vitalwitness, each
+# with its own key and database) and writes the consortium's policy (the log
+# and the three witnesses, two of which must cosign each checkpoint), starts
+# vitalproofd (ledger with embedded Trillian and the checkpoint publisher, and
+# a hospital gateway) on fresh quickstart databases, admits a demo hospital,
+# registers a demo device, lets a simulated wearable submit a day of
+# device-signed batches (one per metric per hour, a reading a minute), stops
+# one witness and sends FHIR Observations without a device signature
+# (gateway-attested) to show that two of three witnesses still publish,
+# verifies every receipt offline against the policy, prints a summary and
+# stops what it started. It leaves quickstart-out/: policy.txt,
+# receipt-<index>.tlog-proof files, the daemons' logs and keys.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=local
@@ -22,19 +26,22 @@ LEDGER_GRPC=127.0.0.1:$((PORT_BASE + 1))
 GATEWAY_HTTP=127.0.0.1:$((PORT_BASE + 10))
 GATEWAY_GRPC=127.0.0.1:$((PORT_BASE + 11))
 DB_PREFIX=${DB_PREFIX:-vitalproof_quickstart}
+WITNESSES=(1 2 3)
 started=$(date +%s)
 
 step() { printf '\n== %s\n' "$*"; }
 
 step "MariaDB"
 deploy/mariadb.sh
-mysql --protocol=tcp -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS ${DB_PREFIX}_ledger; DROP DATABASE IF EXISTS ${DB_PREFIX}_trillian; DROP DATABASE IF EXISTS ${DB_PREFIX}_gateway;"
-echo "fresh databases ${DB_PREFIX}_{ledger,trillian,gateway} on 127.0.0.1:3306"
+for db in ledger trillian gateway "${WITNESSES[@]/#/witness}"; do
+  mysql --protocol=tcp -h127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS ${DB_PREFIX}_$db"
+done
+echo "fresh databases ${DB_PREFIX}_{ledger,trillian,gateway,witness1,witness2,witness3} on 127.0.0.1:3306"
 
 step "build"
 mkdir -p bin
-go build -o bin/ ./cmd/vitalproofd ./cmd/vitalproof
-echo "bin/vitalproofd, bin/vitalproof"
+go build -o bin/ ./cmd/vitalproofd ./cmd/vitalproof ./cmd/vitalwitness
+echo "bin/vitalproofd, bin/vitalproof, bin/vitalwitness"
 
 rm -rf "$OUT"
 mkdir -p "$OUT/data"
@@ -49,6 +56,10 @@ ledger:
   trillian:
     mode: embedded
     db: root@tcp(127.0.0.1:3306)/${DB_PREFIX}_trillian
+  publish:
+    policy_file: policy.txt
+    interval: 500ms
+    witness_timeout: 2s
 gateway:
   grpc: $GATEWAY_GRPC
   http: $GATEWAY_HTTP
@@ -56,15 +67,40 @@ gateway:
   hospital_id: demo-hospital
 YAML
 
-step "start vitalproofd (ledger + embedded Trillian + gateway)"
-bin/vitalproofd --config "$OUT/vitalproofd.yaml" 2> "$OUT/vitalproofd.log" &
-daemon=$!
-stop_daemon() {
-  if kill -0 "$daemon" 2>/dev/null; then
-    kill -TERM "$daemon" && wait "$daemon" || true
-  fi
+pids=()
+stop_all() {
+  for pid in "${pids[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" && wait "$pid" || true
+    fi
+  done
 }
-trap stop_daemon EXIT
+trap stop_all EXIT
+
+step "start three hospital witnesses; the consortium's policy needs two of them"
+log_vkey=$(bin/vitalproofd log-key --config "$OUT/vitalproofd.yaml")
+W=$OUT/witnesses
+mkdir -p "$W"
+echo "log $log_vkey" > "$W/trusted-logs.txt"
+{
+  echo "log $log_vkey"
+  for i in "${WITNESSES[@]}"; do
+    vkey=$(bin/vitalwitness keygen --name "hospital$i.quickstart.vitalproof.example/witness" --out "$W/witness$i.key")
+    addr=127.0.0.1:$((PORT_BASE + 20 + i))
+    bin/vitalwitness serve --listen "$addr" --key "$W/witness$i.key" --logs "$W/trusted-logs.txt" \
+      --db "root@tcp(127.0.0.1:3306)/${DB_PREFIX}_witness$i" 2> "$W/witness$i.log" &
+    pids+=($!)
+    eval "witness${i}_pid=$!"
+    echo "witness hospital$i $vkey http://$addr/"
+  done
+  echo "group hospitals 2 ${WITNESSES[*]/#/hospital}"
+  echo "quorum hospitals"
+} > "$OUT/policy.txt"
+cat "$OUT/policy.txt"
+
+step "start vitalproofd (ledger + embedded Trillian + checkpoint publisher + gateway)"
+bin/vitalproofd --config "$OUT/vitalproofd.yaml" 2> "$OUT/vitalproofd.log" &
+pids+=($!)
 if ! bin/vitalproof wait --url "http://$LEDGER_HTTP/healthz" --timeout 120s ||
    ! bin/vitalproof wait --url "http://$GATEWAY_HTTP/healthz" --timeout 30s; then
   echo "vitalproofd did not come up; its log:" >&2
@@ -91,24 +127,27 @@ bin/vitalproof simulate --gateway "http://$GATEWAY_HTTP" --api-key-file "$D/hub.
   --receipts "$OUT" --fhir-sample "$OUT/observations.fhir.json" | tee "$OUT/simulate.txt"
 readings=$(sed -n 's/^submitted [0-9]* batches, \([0-9]*\) readings.*/\1/p' "$OUT/simulate.txt")
 
+step "witness hospital3 goes offline; hospital1 and hospital2 still make the quorum"
+kill -TERM "$witness3_pid" && wait "$witness3_pid" || true
+
 step "an integration engine sends FHIR Observations without a device signature"
 bin/vitalproof submit --gateway "http://$GATEWAY_HTTP" --api-key-file "$D/hub.apikey" \
   --fhir "$OUT/observations.fhir.json" --receipts "$OUT" | tee "$OUT/fhir.txt"
 fhir_readings=$(sed -n 's/.*: \([0-9]*\) readings, attestation.*/\1/p' "$OUT/fhir.txt" | awk '{s+=$1} END {print s+0}')
 
-step "verify every receipt offline"
-bin/vitalproof policy --log-vkey-file "$D/log.vkey" > "$OUT/policy.txt"
-cat "$OUT/policy.txt"
+step "verify every receipt offline against the policy (log signature, cosignatures, quorum)"
 bin/vitalproof verify receipt -q --policy "$OUT/policy.txt" "$OUT"/receipt-*.tlog-proof
 
 step "summary"
 receipts=$(ls "$OUT"/receipt-*.tlog-proof | wc -l)
 checkpoint=$(bin/vitalproof checkpoint --ledger "http://$LEDGER_HTTP")
 size=$(echo "$checkpoint" | sed -n 2p)
-stop_daemon
+cosigned=$(echo "$checkpoint" | grep -c '^— hospital' || true)
+stop_all
 trap - EXIT
 echo "entries logged:      $receipts (all receipts verified offline)"
+echo "latest checkpoint:   tree size $size, cosigned by $cosigned of ${#WITNESSES[@]} witnesses (2 needed)"
 echo "readings committed:  $((readings + fhir_readings)) (kept only in the gateway's private store)"
 echo "tree size:           $size"
 echo "time taken:          $(( $(date +%s) - started ))s"
-echo "left in $OUT/: policy.txt, receipt-<index>.tlog-proof, vitalproofd.log, vitalproofd.yaml, data/"
+echo "left in $OUT/: policy.txt, receipt-<index>.tlog-proof, vitalproofd.log, vitalproofd.yaml, data/, witnesses/"

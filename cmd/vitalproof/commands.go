@@ -225,9 +225,12 @@ func cmdSubmit(ctx context.Context, args []string) error {
 
 func printResult(r *v1.BatchResult) {
 	state := fmt.Sprintf("logged at index %d", r.Index)
-	if r.Pending {
+	switch {
+	case r.Pending && r.Integrated:
+		state = fmt.Sprintf("pending at index %d (logged; its receipt awaits a checkpoint cosigned by a quorum of witnesses: vitalproof receipt --index %d --wait 1m)", r.Index, r.Index)
+	case r.Pending:
 		state = "pending (stored; the gateway forwards it until the ledger logs it)"
-	} else if r.Duplicate {
+	case r.Duplicate:
 		state += " (submitted before)"
 	}
 	fmt.Printf("%s %s: %d readings, attestation %s, %s\n", r.DeviceId, r.Metric, r.Readings, r.Attestation, state)
@@ -245,6 +248,7 @@ func cmdReceipt(ctx context.Context, args []string) error {
 	ledger := fs.String("ledger", "http://127.0.0.1:8080", "ledger REST base URL")
 	index := fs.String("index", "", "the entry's index")
 	out := fs.String("out", "", "write the receipt to this file instead of stdout")
+	wait := fs.Duration("wait", 0, "while the entry is pending (not yet covered by a cosigned checkpoint), ask again every second for at most this long")
 	if err := parse(fs, args, "index"); err != nil {
 		return err
 	}
@@ -257,8 +261,21 @@ func cmdReceipt(ctx context.Context, args []string) error {
 		return err
 	}
 	var resp v1.GetReceiptResponse
-	if err := c.call(ctx, http.MethodGet, fmt.Sprintf("/api/v1/log/entries/%d/receipt", n), nil, &resp); err != nil {
-		return err
+	deadline := time.Now().Add(*wait)
+	for {
+		err := c.call(ctx, http.MethodGet, fmt.Sprintf("/api/v1/log/entries/%d/receipt", n), nil, &resp)
+		var ae *apiError
+		if err == nil || !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			if err != nil {
+				return err
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
 	}
 	if *out != "" {
 		return os.WriteFile(*out, []byte(resp.Receipt), 0o644)

@@ -33,6 +33,7 @@ func cmdSimulate(ctx context.Context, args []string) error {
 	window := fs.Duration("batch-every", time.Hour, "batch window")
 	receipts := fs.String("receipts", "", "directory to write receipt-<index>.tlog-proof files to")
 	fhirSample := fs.String("fhir-sample", "", "also write, to this file, a FHIR Bundle of the next hour's heart-rate Observations without a device signature")
+	wait := fs.Duration("wait", 2*time.Minute, "when batches are answered pending, submit them again (idempotently) until each has its receipt, for at most this long; 0 does not wait")
 	if err := parse(fs, args, "api-key-file", "device-key", "hospital"); err != nil {
 		return err
 	}
@@ -78,7 +79,9 @@ func cmdSimulate(ctx context.Context, args []string) error {
 	fmt.Fprintf(os.Stderr, "device %s: %d batches (%d readings) from %s, %d metrics\n",
 		signer.Name(), len(batches), readings, start.Format(time.RFC3339), len(ms))
 	t0 := time.Now()
-	var done, pending atomic.Int64
+	var done atomic.Int64
+	var mu sync.Mutex
+	var pending []*v1.SubmitBatchRequest
 	var wg sync.WaitGroup
 	errc := make(chan error, len(byMetric))
 	stop := make(chan struct{})
@@ -113,7 +116,9 @@ func cmdSimulate(ctx context.Context, args []string) error {
 					return
 				}
 				if res.Pending {
-					pending.Add(1)
+					mu.Lock()
+					pending = append(pending, req)
+					mu.Unlock()
 				} else if *receipts != "" {
 					if err := writeReceipt(*receipts, res.Index, res.Receipt); err != nil {
 						errc <- err
@@ -133,9 +138,14 @@ func cmdSimulate(ctx context.Context, args []string) error {
 	}
 	took := time.Since(t0)
 	fmt.Printf("submitted %d batches, %d readings in %s (%.0f batches/s); %d pending\n",
-		done.Load(), readings, took.Round(time.Millisecond), float64(done.Load())/took.Seconds(), pending.Load())
+		done.Load(), readings, took.Round(time.Millisecond), float64(done.Load())/took.Seconds(), len(pending))
 	if err := errors.Join(errs...); err != nil {
 		return err
+	}
+	if len(pending) > 0 && *wait > 0 {
+		if err := awaitReceipts(ctx, c, pending, *wait, *receipts); err != nil {
+			return err
+		}
 	}
 	if *fhirSample != "" {
 		next := start.Add(time.Duration(*hours) * time.Hour)
@@ -156,4 +166,46 @@ func cmdSimulate(ctx context.Context, args []string) error {
 		}
 	}
 	return nil
+}
+
+// awaitReceipts submits pending batches again, idempotently, until each is
+// answered with its receipt (written to dir if set) or wait has passed.
+// A batch stays pending while its entry awaits integration or a checkpoint
+// cosigned by a quorum of witnesses.
+func awaitReceipts(ctx context.Context, c *restClient, pending []*v1.SubmitBatchRequest, wait time.Duration, dir string) error {
+	fmt.Fprintf(os.Stderr, "waiting up to %s for the receipts of %d pending batches (integration and a cosigned checkpoint)\n", wait, len(pending))
+	deadline := time.Now().Add(wait)
+	for {
+		var still []*v1.SubmitBatchRequest
+		for _, req := range pending {
+			var res v1.BatchResult
+			if err := c.call(ctx, http.MethodPost, "/api/v1/gateway/batches", req, &res); err != nil {
+				return fmt.Errorf("couldn't submit a pending batch again: %w", err)
+			}
+			if res.Pending {
+				still = append(still, req)
+				continue
+			}
+			if dir != "" {
+				if err := writeReceipt(dir, res.Index, res.Receipt); err != nil {
+					return err
+				}
+			}
+		}
+		if len(still) < len(pending) {
+			fmt.Fprintf(os.Stderr, "  %d receipts received, %d pending\n", len(pending)-len(still), len(still))
+		}
+		pending = still
+		if len(pending) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d batches are still pending after %s: they are stored and accepted, and get their receipts once a checkpoint cosigned by a quorum of the policy's witnesses covers them (are the witnesses up?)", len(pending), wait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }

@@ -6,10 +6,14 @@
 //
 //	vitalproofd [--config FILE] [--serve gateway,ledger]
 //	vitalproofd create-key --config FILE --role submitter|reader|admin --label LABEL
+//	vitalproofd log-key [--config FILE]
 //
 // The configuration file is YAML; deploy/vitalproofd.example.yaml documents
 // every setting. create-key adds an API key for the gateway's clients to the
-// gateway's database and prints it (it is shown only once).
+// gateway's database and prints it (it is shown only once). log-key creates
+// the log's checkpoint key if it is missing (as the daemon would on first
+// start) and prints its verifier key, which the witnesses' trusted-logs
+// files and the consortium's policy name: run it before writing the policy.
 package main
 
 import (
@@ -33,9 +37,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
-	if len(os.Args) > 1 && os.Args[1] == "create-key" {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "create-key":
 		err = createKey(ctx, os.Args[2:])
-	} else {
+	case len(os.Args) > 1 && os.Args[1] == "log-key":
+		err = logKey(os.Args[2:])
+	default:
 		err = serve(ctx, os.Args[1:])
 	}
 	if errors.Is(err, flag.ErrHelp) {
@@ -68,6 +75,7 @@ func loadConfig(path, serve string) (*node.Config, error) {
 		rel(&cfg.DataDir)
 		rel(&cfg.Ledger.KeyFile)
 		rel(&cfg.Ledger.AdminKeyFile)
+		rel(&cfg.Ledger.Publish.PolicyFile)
 		rel(&cfg.Gateway.HospitalKeyFile)
 		rel(&cfg.Gateway.LedgerAPIKeyFile)
 		rel(&cfg.Gateway.AdminKeyFile)
@@ -152,5 +160,23 @@ func createKey(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Println(key)
+	return nil
+}
+
+func logKey(args []string) error {
+	fs := flag.NewFlagSet("vitalproofd log-key", flag.ContinueOnError)
+	configPath := fs.String("config", "", "the ledger's YAML configuration file (ledger.key_file, ledger.origin)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*configPath, "ledger")
+	if err != nil {
+		return err
+	}
+	_, vkey, err := node.LogKey(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Println(vkey)
 	return nil
 }

@@ -212,14 +212,11 @@ func (n *Node) startLedger(ctx, runCtx context.Context) error {
 	}
 	n.onClose(func(context.Context) error { return db.Close() })
 
-	signer, vkey, err := checkpoint.LoadOrCreateKey(lc.KeyFile, lc.Origin)
+	signer, vkey, err := LogKey(n.cfg)
 	if err != nil {
-		return fmt.Errorf("ledger.key_file: %w", err)
+		return err
 	}
 	n.LogVerifierKey = vkey
-	if err := os.WriteFile(strings.TrimSuffix(lc.KeyFile, filepath.Ext(lc.KeyFile))+".vkey", []byte(vkey+"\n"), 0o644); err != nil {
-		return fmt.Errorf("couldn't write the log's verifier key: %w", err)
-	}
 	pub, err := n.startPublisher(ctx, runCtx, lg, signer, vkey, db)
 	if err != nil {
 		return err
@@ -265,6 +262,25 @@ func (n *Node) startLedger(ctx, runCtx context.Context) error {
 	n.LedgerHTTP = addr
 	n.log.Info("ledger serving", "grpc", grpcAddr, "http", addr, "origin", lc.Origin, "trillian", lc.Trillian.Mode)
 	return nil
+}
+
+// LogKey loads the log's checkpoint key from ledger.key_file, creating it
+// on first use, and writes its verifier key (vkey) beside it with the
+// extension .vkey. It returns the signer and the vkey, which the
+// witnesses and the consortium's policy name.
+func LogKey(cfg *Config) (*checkpoint.Signer, string, error) {
+	lc := &cfg.Ledger
+	if err := os.MkdirAll(filepath.Dir(lc.KeyFile), 0o700); err != nil {
+		return nil, "", fmt.Errorf("couldn't create the key's directory: %w", err)
+	}
+	signer, vkey, err := checkpoint.LoadOrCreateKey(lc.KeyFile, lc.Origin)
+	if err != nil {
+		return nil, "", fmt.Errorf("ledger.key_file: %w", err)
+	}
+	if err := os.WriteFile(strings.TrimSuffix(lc.KeyFile, filepath.Ext(lc.KeyFile))+".vkey", []byte(vkey+"\n"), 0o644); err != nil {
+		return nil, "", fmt.Errorf("couldn't write the log's verifier key: %w", err)
+	}
+	return signer, vkey, nil
 }
 
 // startPublisher starts the checkpoint publisher with the configured
