@@ -38,6 +38,8 @@ var methodAccess = map[string]access{
 	vitalproofv1.LedgerService_GetConsistencyProof_FullMethodName:    public,
 	vitalproofv1.LedgerService_ListCheckpoints_FullMethodName:        public,
 	vitalproofv1.LedgerService_GetPublishedCheckpoint_FullMethodName: public,
+	vitalproofv1.LedgerService_ListVerifyingKeys_FullMethodName:      public,
+	vitalproofv1.LedgerService_GetVerifyingKey_FullMethodName:        public,
 
 	vitalproofv1.GatewayService_SubmitBatch_FullMethodName: roles(provenance.RoleSubmitter),
 	vitalproofv1.GatewayService_SubmitFHIR_FullMethodName:  roles(provenance.RoleSubmitter),

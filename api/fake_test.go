@@ -13,6 +13,7 @@ import (
 	"github.com/vitalproof/vitalproof/log/publish"
 	"github.com/vitalproof/vitalproof/provenance"
 	"github.com/vitalproof/vitalproof/wearables"
+	"github.com/vitalproof/vitalproof/zk/keys"
 )
 
 // The fakes below stand in for package provenance at this layer only: they
@@ -211,6 +212,26 @@ func (l *fakeLedger) CheckpointAt(_ context.Context, size uint64) (publish.Check
 		}
 	}
 	return publish.Checkpoint{}, &provenance.Error{Kind: provenance.KindNotFound, Field: "size", Reason: "no checkpoint of this tree size was published"}
+}
+
+var fakeVerifyingKey = provenance.VerifyingKey{
+	Fingerprint: strings.Repeat("ab", 32),
+	Meta:        keys.Metadata{Circuit: "range-1440", Setup: keys.SetupDevelopment, UnsafeForProduction: true},
+	Metadata:    []byte(`{"circuit":"range-1440"}`),
+	Key:         []byte("vk-bytes"),
+}
+
+func (l *fakeLedger) VerifyingKeys(context.Context) ([]provenance.VerifyingKey, error) {
+	vk := fakeVerifyingKey
+	vk.Key = nil
+	return []provenance.VerifyingKey{vk}, nil
+}
+
+func (l *fakeLedger) VerifyingKey(_ context.Context, fingerprint string) (provenance.VerifyingKey, error) {
+	if fingerprint != fakeVerifyingKey.Fingerprint {
+		return provenance.VerifyingKey{}, &provenance.Error{Kind: provenance.KindNotFound, Field: "fingerprint", Reason: "no verifying key with this fingerprint"}
+	}
+	return fakeVerifyingKey, nil
 }
 
 type fakeGateway struct {

@@ -223,6 +223,13 @@ func TestREST(t *testing.T) {
 			200, []check{isJSON(map[string]any{"size": "2", "root_hash": b64h(2), "witnessed": true})}},
 		{"published checkpoint: unknown size", "GET", "/api/v1/log/checkpoints/9", "", "", nil,
 			404, []check{isError("no checkpoint of this tree size was published", "NOT_FOUND", "size")}},
+		{"verifying keys", "GET", "/api/v1/log/zk/keys", "", "", nil,
+			200, []check{isJSON(map[string]any{"keys": []map[string]any{{"fingerprint": strings.Repeat("ab", 32), "circuit": "range-1440",
+				"setup": "development", "unsafe_for_production": true, "metadata": "eyJjaXJjdWl0IjoicmFuZ2UtMTQ0MCJ9", "verifying_key": ""}}})}},
+		{"verifying key", "GET", "/api/v1/log/zk/keys/" + strings.Repeat("ab", 32), "", "", nil,
+			200, []check{isJSON(map[string]any{"fingerprint": strings.Repeat("ab", 32), "verifying_key": "dmstYnl0ZXM="})}},
+		{"verifying key: unknown", "GET", "/api/v1/log/zk/keys/" + strings.Repeat("cd", 32), "", "", nil,
+			404, []check{isError("no verifying key with this fingerprint", "NOT_FOUND", "fingerprint")}},
 		{"consistency proof: bad range", "GET", "/api/v1/log/consistency?from=3&to=1", "", "", nil,
 			400, []check{isError("from: must be between 1 and to", "INVALID", "from")}},
 

@@ -26,6 +26,8 @@ type LedgerBackend interface {
 	ConsistencyProof(ctx context.Context, from, to uint64) ([][32]byte, error)
 	CheckpointHistory(ctx context.Context, beforeSize uint64, limit int) ([]publish.Checkpoint, error)
 	CheckpointAt(ctx context.Context, size uint64) (publish.Checkpoint, error)
+	VerifyingKeys(ctx context.Context) ([]provenance.VerifyingKey, error)
+	VerifyingKey(ctx context.Context, fingerprint string) (provenance.VerifyingKey, error)
 }
 
 type ledgerServer struct {
@@ -86,7 +88,7 @@ func (s *ledgerServer) GetDevice(ctx context.Context, req *vitalproofv1.GetDevic
 }
 
 func deviceProto(d provenance.Device) *vitalproofv1.Device {
-	return &vitalproofv1.Device{
+	pd := &vitalproofv1.Device{
 		DeviceId:     d.ID,
 		Manufacturer: d.Manufacturer,
 		Udi:          d.UDI,
@@ -95,7 +97,12 @@ func deviceProto(d provenance.Device) *vitalproofv1.Device {
 		PublicKey:    d.PublicKey,
 		HospitalId:   d.Hospital,
 		Status:       string(d.Status),
+		Registration: d.Registration,
 	}
+	if d.RegistrationLogged {
+		pd.RegistrationIndex = &d.RegistrationIndex
+	}
+	return pd
 }
 
 func (s *ledgerServer) SubmitEntries(ctx context.Context, req *vitalproofv1.SubmitEntriesRequest) (*vitalproofv1.SubmitEntriesResponse, error) {
@@ -209,6 +216,37 @@ func publishedProto(c publish.Checkpoint) *vitalproofv1.PublishedCheckpoint {
 		Checkpoint:  string(c.Note),
 		Witnessed:   c.Witnessed,
 		PublishedAt: c.PublishedAt.UTC().Format(time.RFC3339Nano),
+	}
+}
+
+func (s *ledgerServer) ListVerifyingKeys(ctx context.Context, _ *vitalproofv1.ListVerifyingKeysRequest) (*vitalproofv1.ListVerifyingKeysResponse, error) {
+	vks, err := s.b.VerifyingKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp := &vitalproofv1.ListVerifyingKeysResponse{Keys: make([]*vitalproofv1.VerifyingKey, len(vks))}
+	for i, vk := range vks {
+		resp.Keys[i] = verifyingKeyProto(vk)
+	}
+	return resp, nil
+}
+
+func (s *ledgerServer) GetVerifyingKey(ctx context.Context, req *vitalproofv1.GetVerifyingKeyRequest) (*vitalproofv1.VerifyingKey, error) {
+	vk, err := s.b.VerifyingKey(ctx, req.GetFingerprint())
+	if err != nil {
+		return nil, err
+	}
+	return verifyingKeyProto(vk), nil
+}
+
+func verifyingKeyProto(vk provenance.VerifyingKey) *vitalproofv1.VerifyingKey {
+	return &vitalproofv1.VerifyingKey{
+		Fingerprint:         vk.Fingerprint,
+		Circuit:             vk.Meta.Circuit,
+		Setup:               vk.Meta.Setup,
+		UnsafeForProduction: vk.Meta.UnsafeForProduction,
+		Metadata:            vk.Metadata,
+		VerifyingKey:        vk.Key,
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/sync/errgroup"
 
 	vlog "github.com/vitalproof/vitalproof/log"
@@ -60,8 +61,8 @@ const (
 	MaxEntriesPerSubmit = 1000
 )
 
-// LedgerConfig configures a [Ledger]. DB, Log, Checkpoints, Awaiter and
-// FormatReceipt are required.
+// LedgerConfig configures a [Ledger]. DB, Log, Checkpoints, Awaiter,
+// FormatReceipt and Registrar are required.
 type LedgerConfig struct {
 	// DB is the ledger's database, with [LedgerSchema] applied.
 	DB *sql.DB
@@ -70,6 +71,13 @@ type LedgerConfig struct {
 	Checkpoints   Checkpointer
 	Awaiter       Awaiter
 	FormatReceipt ReceiptFormatter
+	// Registrar signs the registration records the ledger appends to the
+	// log when it registers a device (wearables.Registration).
+	Registrar note.Signer
+	// VerifyingKeysDir is a directory of audit-circuit key directories
+	// (package zk/keys) whose verifying keys the ledger serves. Empty
+	// serves none.
+	VerifyingKeysDir string
 	// AdminKey is the operator's API key (role admin). Empty disables it.
 	AdminKey string
 	// IntegrationTimeout defaults to DefaultIntegrationTimeout.
@@ -92,8 +100,8 @@ type Ledger struct {
 // NewLedger returns a ledger. Call [Ledger.Run] to keep the log in step with
 // accepted entries.
 func NewLedger(cfg LedgerConfig) (*Ledger, error) {
-	if cfg.DB == nil || cfg.Log == nil || cfg.Checkpoints == nil || cfg.Awaiter == nil || cfg.FormatReceipt == nil {
-		return nil, errors.New("couldn't create ledger: DB, Log, Checkpoints, Awaiter and FormatReceipt are required")
+	if cfg.DB == nil || cfg.Log == nil || cfg.Checkpoints == nil || cfg.Awaiter == nil || cfg.FormatReceipt == nil || cfg.Registrar == nil {
+		return nil, errors.New("couldn't create ledger: DB, Log, Checkpoints, Awaiter, FormatReceipt and Registrar are required")
 	}
 	if cfg.IntegrationTimeout <= 0 {
 		cfg.IntegrationTimeout = DefaultIntegrationTimeout
@@ -186,6 +194,15 @@ func (l *Ledger) RegisterDevice(ctx context.Context, d Device) error {
 	if len(d.PublicKey) != ed25519.PublicKeySize {
 		return invalid("public_key", "must be a %d-byte Ed25519 public key", ed25519.PublicKeySize)
 	}
+	reg, err := wearables.NewRegistration(d.ID, d.Manufacturer, udi.String(), d.Model, d.Firmware, d.PublicKey, d.Hospital, time.Now())
+	if err != nil {
+		return invalid("device", "%v", err)
+	}
+	record, err := reg.Sign(l.cfg.Registrar)
+	if err != nil {
+		return internal("sign registration record", err)
+	}
+	leaf := wearables.LeafHash(record)
 	err = inTx(ctx, l.cfg.DB, func(tx *sql.Tx) error {
 		var one int
 		err := tx.QueryRowContext(ctx, "SELECT 1 FROM hospitals WHERE id = ?", d.Hospital).Scan(&one)
@@ -203,14 +220,43 @@ func (l *Ledger) RegisterDevice(ctx context.Context, d Device) error {
 		if err != nil {
 			return internal("register device", err)
 		}
+		// The record goes to the log like an entry: recorded first, so that
+		// the reconciler queues it again if the append below fails.
+		if _, err := tx.ExecContext(ctx, "INSERT INTO entries (leaf_hash, chain_key, seq, device_id, hospital, entry) VALUES (?, ?, 0, ?, ?, ?)",
+			leaf[:], registrationChain(d.ID), d.ID, d.Hospital, record); err != nil {
+			return internal("record registration", err)
+		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
+	if err := l.cfg.Log.Append(ctx, [][]byte{record}); err != nil {
+		l.log.WarnContext(ctx, "couldn't queue registration record; the reconciler will retry", "device", d.ID, "err", err)
+	} else {
+		// Record its index at once if it integrates within the timeout;
+		// otherwise the reconciler does.
+		// and give the publisher the chance to cover it, so that the
+		// registration is provable when the call returns.
+		actx, cancel := context.WithTimeout(ctx, l.cfg.IntegrationTimeout)
+		idx, _, err := l.cfg.Awaiter.Await(actx, leaf)
+		if err == nil {
+			if _, err := l.cfg.DB.ExecContext(ctx, "UPDATE entries SET leaf_index = ? WHERE leaf_hash = ? AND leaf_index IS NULL", idx, leaf[:]); err != nil {
+				l.log.WarnContext(ctx, "couldn't record the registration's index", "device", d.ID, "err", err)
+			}
+			if _, _, err := l.cfg.Checkpoints.Await(actx, idx+1); err != nil {
+				l.log.WarnContext(ctx, "registration record not yet covered by a published checkpoint", "device", d.ID, "index", idx)
+			}
+		}
+		cancel()
+	}
 	l.log.InfoContext(ctx, "registered device", "device", d.ID, "hospital", d.Hospital)
 	return nil
 }
+
+// registrationChain is the chain key under which a device's registration
+// record is kept in the entries table; entry chains are device/metric/attestation.
+func registrationChain(deviceID string) string { return deviceID + "/registration" }
 
 // Device returns a registered device.
 func (l *Ledger) Device(ctx context.Context, id string) (Device, error) {
@@ -225,6 +271,12 @@ func (l *Ledger) Device(ctx context.Context, id string) (Device, error) {
 	if !ok {
 		return Device{}, errorf(KindNotFound, "device_id", "device is not registered")
 	}
+	var idx sql.NullInt64
+	err = l.cfg.DB.QueryRowContext(ctx, "SELECT entry, leaf_index FROM entries WHERE chain_key = ? AND seq = 0", registrationChain(id)).Scan(&d.Registration, &idx)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return Device{}, internal("look up registration record", err)
+	}
+	d.RegistrationIndex, d.RegistrationLogged = uint64(idx.Int64), idx.Valid
 	return d, nil
 }
 
@@ -647,7 +699,10 @@ func (l *Ledger) uncovered(ctx context.Context, index, published uint64) error {
 	if err != nil {
 		return internal("read the log's root", err)
 	}
-	if index < root.Size {
+	switch {
+	case index < root.Size && published == 0:
+		return errorf(KindPending, "index", "entry %d is in the log, but no checkpoint is published yet: it awaits witness cosignatures", index)
+	case index < root.Size:
 		return errorf(KindPending, "index", "entry %d is in the log, but the latest published checkpoint (tree size %d) does not cover it yet: it awaits witness cosignatures", index, published)
 	}
 	return errorf(KindNotFound, "index", "no entry at this index (the log holds %d entries)", root.Size)

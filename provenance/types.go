@@ -60,6 +60,13 @@ type Device struct {
 	// Hospital is the hospital the device is assigned to.
 	Hospital string
 	Status   DeviceStatus
+	// Registration is the signed registration record the ledger appended
+	// to the log when it registered the device (wearables.Registration);
+	// RegistrationIndex is its index in the log once RegistrationLogged.
+	// Set by the ledger only.
+	Registration       []byte
+	RegistrationIndex  uint64
+	RegistrationLogged bool
 }
 
 // SubmitResult is the ledger's answer for one submitted entry.

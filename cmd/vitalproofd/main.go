@@ -75,6 +75,8 @@ func loadConfig(path, serve string) (*node.Config, error) {
 		rel(&cfg.DataDir)
 		rel(&cfg.Ledger.KeyFile)
 		rel(&cfg.Ledger.AdminKeyFile)
+		rel(&cfg.Ledger.RegistryKeyFile)
+		rel(&cfg.Ledger.ZKKeysDir)
 		rel(&cfg.Ledger.Publish.PolicyFile)
 		rel(&cfg.Gateway.HospitalKeyFile)
 		rel(&cfg.Gateway.LedgerAPIKeyFile)

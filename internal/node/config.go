@@ -46,6 +46,15 @@ type LedgerConfig struct {
 	// AdminKeyFile holds the operator's API key, created if missing
 	// (default <data_dir>/ledger-admin.apikey).
 	AdminKeyFile string `yaml:"admin_key_file"`
+	// RegistryKeyFile holds the registry's note key, which signs the
+	// device registration records the ledger appends to the log; created
+	// if missing (default <data_dir>/registry.key), its verifier key beside
+	// it as .vkey. Its name is <origin>/registry.
+	RegistryKeyFile string `yaml:"registry_key_file"`
+	// ZKKeysDir is a directory of audit-circuit key directories (package
+	// zk/keys, e.g. its key cache) whose verifying keys the ledger serves at
+	// /api/v1/log/zk/keys (default <data_dir>/zk-keys; missing serves none).
+	ZKKeysDir string `yaml:"zk_keys_dir"`
 	// IntegrationTimeout is how long a submission waits for its receipt
 	// (integration, then a published checkpoint covering it) before it is
 	// answered as pending (default 10s).
@@ -183,6 +192,8 @@ func (c *Config) SetDefaults() error {
 	def(&l.Origin, DefaultOrigin)
 	def(&l.KeyFile, c.DataDir+"/log.key")
 	def(&l.AdminKeyFile, c.DataDir+"/ledger-admin.apikey")
+	def(&l.RegistryKeyFile, c.DataDir+"/registry.key")
+	def(&l.ZKKeysDir, c.DataDir+"/zk-keys")
 	def(&l.Trillian.Mode, "embedded")
 	def(&l.Trillian.DB, DefaultTrillianDB)
 	def(&l.Trillian.TreeName, DefaultTreeName)

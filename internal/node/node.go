@@ -228,12 +228,18 @@ func (n *Node) startLedger(ctx, runCtx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ledger.admin_key_file: %w", err)
 	}
+	registrar, err := loadOrCreateSigner(lc.RegistryKeyFile, lc.Origin+"/registry")
+	if err != nil {
+		return fmt.Errorf("ledger.registry_key_file: %w", err)
+	}
 	ledger, err := provenance.NewLedger(provenance.LedgerConfig{
 		DB:                 db,
 		Log:                lg,
 		Checkpoints:        pub,
 		Awaiter:            awaiter,
 		FormatReceipt:      receipt.Format,
+		Registrar:          registrar,
+		VerifyingKeysDir:   lc.ZKKeysDir,
 		AdminKey:           adminKey,
 		IntegrationTimeout: lc.IntegrationTimeout,
 		Logger:             n.log,

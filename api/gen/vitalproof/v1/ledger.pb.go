@@ -267,9 +267,16 @@ type Device struct {
 	HospitalId string `protobuf:"bytes,7,opt,name=hospital_id,json=hospitalId,proto3" json:"hospital_id,omitempty"`
 	// The device's registry status: "active" (its entries are accepted) or
 	// "inactive" (they are refused).
-	Status        string `protobuf:"bytes,8,opt,name=status,proto3" json:"status,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Status string `protobuf:"bytes,8,opt,name=status,proto3" json:"status,omitempty"`
+	// The signed registration record (format vitalproof/device/v1, a C2SP
+	// signed note by the registry's key) that the ledger appended to the log
+	// when it registered the device: an audit proves with it, offline, which
+	// key the device was registered with.
+	Registration []byte `protobuf:"bytes,9,opt,name=registration,proto3" json:"registration,omitempty"`
+	// The registration record's index in the log, once it is integrated.
+	RegistrationIndex *uint64 `protobuf:"varint,10,opt,name=registration_index,json=registrationIndex,proto3,oneof" json:"registration_index,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Device) Reset() {
@@ -356,6 +363,20 @@ func (x *Device) GetStatus() string {
 		return x.Status
 	}
 	return ""
+}
+
+func (x *Device) GetRegistration() []byte {
+	if x != nil {
+		return x.Registration
+	}
+	return nil
+}
+
+func (x *Device) GetRegistrationIndex() uint64 {
+	if x != nil && x.RegistrationIndex != nil {
+		return *x.RegistrationIndex
+	}
+	return 0
 }
 
 // GetDeviceRequest names a device.
@@ -1343,6 +1364,229 @@ func (x *PublishedCheckpoint) GetPublishedAt() string {
 	return ""
 }
 
+// ListVerifyingKeysRequest asks for the verifying keys.
+type ListVerifyingKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListVerifyingKeysRequest) Reset() {
+	*x = ListVerifyingKeysRequest{}
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListVerifyingKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListVerifyingKeysRequest) ProtoMessage() {}
+
+func (x *ListVerifyingKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListVerifyingKeysRequest.ProtoReflect.Descriptor instead.
+func (*ListVerifyingKeysRequest) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{21}
+}
+
+// ListVerifyingKeysResponse lists the verifying keys.
+type ListVerifyingKeysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The keys, by fingerprint, without verifying_key.
+	Keys          []*VerifyingKey `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListVerifyingKeysResponse) Reset() {
+	*x = ListVerifyingKeysResponse{}
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListVerifyingKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListVerifyingKeysResponse) ProtoMessage() {}
+
+func (x *ListVerifyingKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListVerifyingKeysResponse.ProtoReflect.Descriptor instead.
+func (*ListVerifyingKeysResponse) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ListVerifyingKeysResponse) GetKeys() []*VerifyingKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+// GetVerifyingKeyRequest names a verifying key.
+type GetVerifyingKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required. The key's fingerprint: the lowercase hex SHA-256 of its
+	// encoding, as audit bundles name it.
+	Fingerprint   string `protobuf:"bytes,1,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetVerifyingKeyRequest) Reset() {
+	*x = GetVerifyingKeyRequest{}
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetVerifyingKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetVerifyingKeyRequest) ProtoMessage() {}
+
+func (x *GetVerifyingKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetVerifyingKeyRequest.ProtoReflect.Descriptor instead.
+func (*GetVerifyingKeyRequest) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GetVerifyingKeyRequest) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+// VerifyingKey is a Groth16 (BN254) verifying key of an audit circuit.
+type VerifyingKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lowercase hex SHA-256 of verifying_key.
+	Fingerprint string `protobuf:"bytes,1,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	// The circuit's ID (package zk/circuit).
+	Circuit string `protobuf:"bytes,2,opt,name=circuit,proto3" json:"circuit,omitempty"`
+	// How the keys were made: "ceremony" (a multi-party setup) or
+	// "development" (a single-party setup: unsafe for production).
+	Setup string `protobuf:"bytes,3,opt,name=setup,proto3" json:"setup,omitempty"`
+	// True for development keys: whoever made them can forge proofs.
+	UnsafeForProduction bool `protobuf:"varint,4,opt,name=unsafe_for_production,json=unsafeForProduction,proto3" json:"unsafe_for_production,omitempty"`
+	// The key directory's metadata.json, as saved (package zk/keys).
+	Metadata []byte `protobuf:"bytes,5,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	// The key directory's verifying.key: gnark's compressed encoding. Empty
+	// in listings.
+	VerifyingKey  []byte `protobuf:"bytes,6,opt,name=verifying_key,json=verifyingKey,proto3" json:"verifying_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyingKey) Reset() {
+	*x = VerifyingKey{}
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyingKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyingKey) ProtoMessage() {}
+
+func (x *VerifyingKey) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyingKey.ProtoReflect.Descriptor instead.
+func (*VerifyingKey) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *VerifyingKey) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+func (x *VerifyingKey) GetCircuit() string {
+	if x != nil {
+		return x.Circuit
+	}
+	return ""
+}
+
+func (x *VerifyingKey) GetSetup() string {
+	if x != nil {
+		return x.Setup
+	}
+	return ""
+}
+
+func (x *VerifyingKey) GetUnsafeForProduction() bool {
+	if x != nil {
+		return x.UnsafeForProduction
+	}
+	return false
+}
+
+func (x *VerifyingKey) GetMetadata() []byte {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *VerifyingKey) GetVerifyingKey() []byte {
+	if x != nil {
+		return x.VerifyingKey
+	}
+	return nil
+}
+
 var File_vitalproof_v1_ledger_proto protoreflect.FileDescriptor
 
 const file_vitalproof_v1_ledger_proto_rawDesc = "" +
@@ -1367,7 +1611,7 @@ const file_vitalproof_v1_ledger_proto_rawDesc = "" +
 	"\n" +
 	"public_key\x18\x06 \x01(\fR\tpublicKey\x12\x1f\n" +
 	"\vhospital_id\x18\a \x01(\tR\n" +
-	"hospitalId\"\xe5\x01\n" +
+	"hospitalId\"\xd4\x02\n" +
 	"\x06Device\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\"\n" +
 	"\fmanufacturer\x18\x02 \x01(\tR\fmanufacturer\x12\x10\n" +
@@ -1378,7 +1622,11 @@ const file_vitalproof_v1_ledger_proto_rawDesc = "" +
 	"public_key\x18\x06 \x01(\fR\tpublicKey\x12\x1f\n" +
 	"\vhospital_id\x18\a \x01(\tR\n" +
 	"hospitalId\x12\x16\n" +
-	"\x06status\x18\b \x01(\tR\x06status\"/\n" +
+	"\x06status\x18\b \x01(\tR\x06status\x12\"\n" +
+	"\fregistration\x18\t \x01(\fR\fregistration\x122\n" +
+	"\x12registration_index\x18\n" +
+	" \x01(\x04H\x00R\x11registrationIndex\x88\x01\x01B\x15\n" +
+	"\x13_registration_index\"/\n" +
 	"\x10GetDeviceRequest\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\"0\n" +
 	"\x14SubmitEntriesRequest\x12\x18\n" +
@@ -1441,7 +1689,19 @@ const file_vitalproof_v1_ledger_proto_rawDesc = "" +
 	"checkpoint\x18\x03 \x01(\tR\n" +
 	"checkpoint\x12\x1c\n" +
 	"\twitnessed\x18\x04 \x01(\bR\twitnessed\x12!\n" +
-	"\fpublished_at\x18\x05 \x01(\tR\vpublishedAt2\x84\b\n" +
+	"\fpublished_at\x18\x05 \x01(\tR\vpublishedAt\"\x1a\n" +
+	"\x18ListVerifyingKeysRequest\"L\n" +
+	"\x19ListVerifyingKeysResponse\x12/\n" +
+	"\x04keys\x18\x01 \x03(\v2\x1b.vitalproof.v1.VerifyingKeyR\x04keys\":\n" +
+	"\x16GetVerifyingKeyRequest\x12 \n" +
+	"\vfingerprint\x18\x01 \x01(\tR\vfingerprint\"\xd5\x01\n" +
+	"\fVerifyingKey\x12 \n" +
+	"\vfingerprint\x18\x01 \x01(\tR\vfingerprint\x12\x18\n" +
+	"\acircuit\x18\x02 \x01(\tR\acircuit\x12\x14\n" +
+	"\x05setup\x18\x03 \x01(\tR\x05setup\x122\n" +
+	"\x15unsafe_for_production\x18\x04 \x01(\bR\x13unsafeForProduction\x12\x1a\n" +
+	"\bmetadata\x18\x05 \x01(\fR\bmetadata\x12#\n" +
+	"\rverifying_key\x18\x06 \x01(\fR\fverifyingKey2\xc3\t\n" +
 	"\rLedgerService\x12c\n" +
 	"\x10RegisterHospital\x12&.vitalproof.v1.RegisterHospitalRequest\x1a'.vitalproof.v1.RegisterHospitalResponse\x12M\n" +
 	"\x0eRegisterDevice\x12$.vitalproof.v1.RegisterDeviceRequest\x1a\x15.vitalproof.v1.Device\x12C\n" +
@@ -1454,7 +1714,9 @@ const file_vitalproof_v1_ledger_proto_rawDesc = "" +
 	"\rGetCheckpoint\x12#.vitalproof.v1.GetCheckpointRequest\x1a$.vitalproof.v1.GetCheckpointResponse\x12l\n" +
 	"\x13GetConsistencyProof\x12).vitalproof.v1.GetConsistencyProofRequest\x1a*.vitalproof.v1.GetConsistencyProofResponse\x12`\n" +
 	"\x0fListCheckpoints\x12%.vitalproof.v1.ListCheckpointsRequest\x1a&.vitalproof.v1.ListCheckpointsResponse\x12j\n" +
-	"\x16GetPublishedCheckpoint\x12,.vitalproof.v1.GetPublishedCheckpointRequest\x1a\".vitalproof.v1.PublishedCheckpointBEZCgithub.com/vitalproof/vitalproof/api/gen/vitalproof/v1;vitalproofv1b\x06proto3"
+	"\x16GetPublishedCheckpoint\x12,.vitalproof.v1.GetPublishedCheckpointRequest\x1a\".vitalproof.v1.PublishedCheckpoint\x12f\n" +
+	"\x11ListVerifyingKeys\x12'.vitalproof.v1.ListVerifyingKeysRequest\x1a(.vitalproof.v1.ListVerifyingKeysResponse\x12U\n" +
+	"\x0fGetVerifyingKey\x12%.vitalproof.v1.GetVerifyingKeyRequest\x1a\x1b.vitalproof.v1.VerifyingKeyBEZCgithub.com/vitalproof/vitalproof/api/gen/vitalproof/v1;vitalproofv1b\x06proto3"
 
 var (
 	file_vitalproof_v1_ledger_proto_rawDescOnce sync.Once
@@ -1468,7 +1730,7 @@ func file_vitalproof_v1_ledger_proto_rawDescGZIP() []byte {
 	return file_vitalproof_v1_ledger_proto_rawDescData
 }
 
-var file_vitalproof_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_vitalproof_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_vitalproof_v1_ledger_proto_goTypes = []any{
 	(*RegisterHospitalRequest)(nil),       // 0: vitalproof.v1.RegisterHospitalRequest
 	(*RegisterHospitalResponse)(nil),      // 1: vitalproof.v1.RegisterHospitalResponse
@@ -1491,40 +1753,49 @@ var file_vitalproof_v1_ledger_proto_goTypes = []any{
 	(*ListCheckpointsResponse)(nil),       // 18: vitalproof.v1.ListCheckpointsResponse
 	(*GetPublishedCheckpointRequest)(nil), // 19: vitalproof.v1.GetPublishedCheckpointRequest
 	(*PublishedCheckpoint)(nil),           // 20: vitalproof.v1.PublishedCheckpoint
-	(*EntryError)(nil),                    // 21: vitalproof.v1.EntryError
-	(*GetReceiptRequest)(nil),             // 22: vitalproof.v1.GetReceiptRequest
+	(*ListVerifyingKeysRequest)(nil),      // 21: vitalproof.v1.ListVerifyingKeysRequest
+	(*ListVerifyingKeysResponse)(nil),     // 22: vitalproof.v1.ListVerifyingKeysResponse
+	(*GetVerifyingKeyRequest)(nil),        // 23: vitalproof.v1.GetVerifyingKeyRequest
+	(*VerifyingKey)(nil),                  // 24: vitalproof.v1.VerifyingKey
+	(*EntryError)(nil),                    // 25: vitalproof.v1.EntryError
+	(*GetReceiptRequest)(nil),             // 26: vitalproof.v1.GetReceiptRequest
 }
 var file_vitalproof_v1_ledger_proto_depIdxs = []int32{
 	7,  // 0: vitalproof.v1.SubmitEntriesResponse.results:type_name -> vitalproof.v1.EntryResult
-	21, // 1: vitalproof.v1.EntryResult.error:type_name -> vitalproof.v1.EntryError
+	25, // 1: vitalproof.v1.EntryResult.error:type_name -> vitalproof.v1.EntryError
 	20, // 2: vitalproof.v1.ListCheckpointsResponse.checkpoints:type_name -> vitalproof.v1.PublishedCheckpoint
-	0,  // 3: vitalproof.v1.LedgerService.RegisterHospital:input_type -> vitalproof.v1.RegisterHospitalRequest
-	2,  // 4: vitalproof.v1.LedgerService.RegisterDevice:input_type -> vitalproof.v1.RegisterDeviceRequest
-	4,  // 5: vitalproof.v1.LedgerService.GetDevice:input_type -> vitalproof.v1.GetDeviceRequest
-	5,  // 6: vitalproof.v1.LedgerService.SubmitEntries:input_type -> vitalproof.v1.SubmitEntriesRequest
-	8,  // 7: vitalproof.v1.LedgerService.GetEntry:input_type -> vitalproof.v1.GetEntryRequest
-	10, // 8: vitalproof.v1.LedgerService.GetInclusionProof:input_type -> vitalproof.v1.GetInclusionProofRequest
-	22, // 9: vitalproof.v1.LedgerService.GetReceipt:input_type -> vitalproof.v1.GetReceiptRequest
-	13, // 10: vitalproof.v1.LedgerService.GetCheckpoint:input_type -> vitalproof.v1.GetCheckpointRequest
-	15, // 11: vitalproof.v1.LedgerService.GetConsistencyProof:input_type -> vitalproof.v1.GetConsistencyProofRequest
-	17, // 12: vitalproof.v1.LedgerService.ListCheckpoints:input_type -> vitalproof.v1.ListCheckpointsRequest
-	19, // 13: vitalproof.v1.LedgerService.GetPublishedCheckpoint:input_type -> vitalproof.v1.GetPublishedCheckpointRequest
-	1,  // 14: vitalproof.v1.LedgerService.RegisterHospital:output_type -> vitalproof.v1.RegisterHospitalResponse
-	3,  // 15: vitalproof.v1.LedgerService.RegisterDevice:output_type -> vitalproof.v1.Device
-	3,  // 16: vitalproof.v1.LedgerService.GetDevice:output_type -> vitalproof.v1.Device
-	6,  // 17: vitalproof.v1.LedgerService.SubmitEntries:output_type -> vitalproof.v1.SubmitEntriesResponse
-	9,  // 18: vitalproof.v1.LedgerService.GetEntry:output_type -> vitalproof.v1.GetEntryResponse
-	11, // 19: vitalproof.v1.LedgerService.GetInclusionProof:output_type -> vitalproof.v1.GetInclusionProofResponse
-	12, // 20: vitalproof.v1.LedgerService.GetReceipt:output_type -> vitalproof.v1.GetReceiptResponse
-	14, // 21: vitalproof.v1.LedgerService.GetCheckpoint:output_type -> vitalproof.v1.GetCheckpointResponse
-	16, // 22: vitalproof.v1.LedgerService.GetConsistencyProof:output_type -> vitalproof.v1.GetConsistencyProofResponse
-	18, // 23: vitalproof.v1.LedgerService.ListCheckpoints:output_type -> vitalproof.v1.ListCheckpointsResponse
-	20, // 24: vitalproof.v1.LedgerService.GetPublishedCheckpoint:output_type -> vitalproof.v1.PublishedCheckpoint
-	14, // [14:25] is the sub-list for method output_type
-	3,  // [3:14] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	24, // 3: vitalproof.v1.ListVerifyingKeysResponse.keys:type_name -> vitalproof.v1.VerifyingKey
+	0,  // 4: vitalproof.v1.LedgerService.RegisterHospital:input_type -> vitalproof.v1.RegisterHospitalRequest
+	2,  // 5: vitalproof.v1.LedgerService.RegisterDevice:input_type -> vitalproof.v1.RegisterDeviceRequest
+	4,  // 6: vitalproof.v1.LedgerService.GetDevice:input_type -> vitalproof.v1.GetDeviceRequest
+	5,  // 7: vitalproof.v1.LedgerService.SubmitEntries:input_type -> vitalproof.v1.SubmitEntriesRequest
+	8,  // 8: vitalproof.v1.LedgerService.GetEntry:input_type -> vitalproof.v1.GetEntryRequest
+	10, // 9: vitalproof.v1.LedgerService.GetInclusionProof:input_type -> vitalproof.v1.GetInclusionProofRequest
+	26, // 10: vitalproof.v1.LedgerService.GetReceipt:input_type -> vitalproof.v1.GetReceiptRequest
+	13, // 11: vitalproof.v1.LedgerService.GetCheckpoint:input_type -> vitalproof.v1.GetCheckpointRequest
+	15, // 12: vitalproof.v1.LedgerService.GetConsistencyProof:input_type -> vitalproof.v1.GetConsistencyProofRequest
+	17, // 13: vitalproof.v1.LedgerService.ListCheckpoints:input_type -> vitalproof.v1.ListCheckpointsRequest
+	19, // 14: vitalproof.v1.LedgerService.GetPublishedCheckpoint:input_type -> vitalproof.v1.GetPublishedCheckpointRequest
+	21, // 15: vitalproof.v1.LedgerService.ListVerifyingKeys:input_type -> vitalproof.v1.ListVerifyingKeysRequest
+	23, // 16: vitalproof.v1.LedgerService.GetVerifyingKey:input_type -> vitalproof.v1.GetVerifyingKeyRequest
+	1,  // 17: vitalproof.v1.LedgerService.RegisterHospital:output_type -> vitalproof.v1.RegisterHospitalResponse
+	3,  // 18: vitalproof.v1.LedgerService.RegisterDevice:output_type -> vitalproof.v1.Device
+	3,  // 19: vitalproof.v1.LedgerService.GetDevice:output_type -> vitalproof.v1.Device
+	6,  // 20: vitalproof.v1.LedgerService.SubmitEntries:output_type -> vitalproof.v1.SubmitEntriesResponse
+	9,  // 21: vitalproof.v1.LedgerService.GetEntry:output_type -> vitalproof.v1.GetEntryResponse
+	11, // 22: vitalproof.v1.LedgerService.GetInclusionProof:output_type -> vitalproof.v1.GetInclusionProofResponse
+	12, // 23: vitalproof.v1.LedgerService.GetReceipt:output_type -> vitalproof.v1.GetReceiptResponse
+	14, // 24: vitalproof.v1.LedgerService.GetCheckpoint:output_type -> vitalproof.v1.GetCheckpointResponse
+	16, // 25: vitalproof.v1.LedgerService.GetConsistencyProof:output_type -> vitalproof.v1.GetConsistencyProofResponse
+	18, // 26: vitalproof.v1.LedgerService.ListCheckpoints:output_type -> vitalproof.v1.ListCheckpointsResponse
+	20, // 27: vitalproof.v1.LedgerService.GetPublishedCheckpoint:output_type -> vitalproof.v1.PublishedCheckpoint
+	22, // 28: vitalproof.v1.LedgerService.ListVerifyingKeys:output_type -> vitalproof.v1.ListVerifyingKeysResponse
+	24, // 29: vitalproof.v1.LedgerService.GetVerifyingKey:output_type -> vitalproof.v1.VerifyingKey
+	17, // [17:30] is the sub-list for method output_type
+	4,  // [4:17] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_vitalproof_v1_ledger_proto_init() }
@@ -1533,13 +1804,14 @@ func file_vitalproof_v1_ledger_proto_init() {
 		return
 	}
 	file_vitalproof_v1_common_proto_init()
+	file_vitalproof_v1_ledger_proto_msgTypes[3].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vitalproof_v1_ledger_proto_rawDesc), len(file_vitalproof_v1_ledger_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,8 @@ const (
 	LedgerService_GetConsistencyProof_FullMethodName    = "/vitalproof.v1.LedgerService/GetConsistencyProof"
 	LedgerService_ListCheckpoints_FullMethodName        = "/vitalproof.v1.LedgerService/ListCheckpoints"
 	LedgerService_GetPublishedCheckpoint_FullMethodName = "/vitalproof.v1.LedgerService/GetPublishedCheckpoint"
+	LedgerService_ListVerifyingKeys_FullMethodName      = "/vitalproof.v1.LedgerService/ListVerifyingKeys"
+	LedgerService_GetVerifyingKey_FullMethodName        = "/vitalproof.v1.LedgerService/GetVerifyingKey"
 )
 
 // LedgerServiceClient is the client API for LedgerService service.
@@ -91,6 +93,12 @@ type LedgerServiceClient interface {
 	// Returns the published checkpoint of a tree size. Public. HTTP 404 if
 	// none of that size was published.
 	GetPublishedCheckpoint(ctx context.Context, in *GetPublishedCheckpointRequest, opts ...grpc.CallOption) (*PublishedCheckpoint, error)
+	// Lists the verifying keys of the consortium's audit circuits, without
+	// the keys themselves. Public.
+	ListVerifyingKeys(ctx context.Context, in *ListVerifyingKeysRequest, opts ...grpc.CallOption) (*ListVerifyingKeysResponse, error)
+	// Returns a verifying key and its metadata by fingerprint, for offline
+	// verification of audit bundles. Public. HTTP 404 if unknown.
+	GetVerifyingKey(ctx context.Context, in *GetVerifyingKeyRequest, opts ...grpc.CallOption) (*VerifyingKey, error)
 }
 
 type ledgerServiceClient struct {
@@ -211,6 +219,26 @@ func (c *ledgerServiceClient) GetPublishedCheckpoint(ctx context.Context, in *Ge
 	return out, nil
 }
 
+func (c *ledgerServiceClient) ListVerifyingKeys(ctx context.Context, in *ListVerifyingKeysRequest, opts ...grpc.CallOption) (*ListVerifyingKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListVerifyingKeysResponse)
+	err := c.cc.Invoke(ctx, LedgerService_ListVerifyingKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) GetVerifyingKey(ctx context.Context, in *GetVerifyingKeyRequest, opts ...grpc.CallOption) (*VerifyingKey, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifyingKey)
+	err := c.cc.Invoke(ctx, LedgerService_GetVerifyingKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LedgerServiceServer is the server API for LedgerService service.
 // All implementations must embed UnimplementedLedgerServiceServer
 // for forward compatibility.
@@ -270,6 +298,12 @@ type LedgerServiceServer interface {
 	// Returns the published checkpoint of a tree size. Public. HTTP 404 if
 	// none of that size was published.
 	GetPublishedCheckpoint(context.Context, *GetPublishedCheckpointRequest) (*PublishedCheckpoint, error)
+	// Lists the verifying keys of the consortium's audit circuits, without
+	// the keys themselves. Public.
+	ListVerifyingKeys(context.Context, *ListVerifyingKeysRequest) (*ListVerifyingKeysResponse, error)
+	// Returns a verifying key and its metadata by fingerprint, for offline
+	// verification of audit bundles. Public. HTTP 404 if unknown.
+	GetVerifyingKey(context.Context, *GetVerifyingKeyRequest) (*VerifyingKey, error)
 	mustEmbedUnimplementedLedgerServiceServer()
 }
 
@@ -312,6 +346,12 @@ func (UnimplementedLedgerServiceServer) ListCheckpoints(context.Context, *ListCh
 }
 func (UnimplementedLedgerServiceServer) GetPublishedCheckpoint(context.Context, *GetPublishedCheckpointRequest) (*PublishedCheckpoint, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetPublishedCheckpoint not implemented")
+}
+func (UnimplementedLedgerServiceServer) ListVerifyingKeys(context.Context, *ListVerifyingKeysRequest) (*ListVerifyingKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListVerifyingKeys not implemented")
+}
+func (UnimplementedLedgerServiceServer) GetVerifyingKey(context.Context, *GetVerifyingKeyRequest) (*VerifyingKey, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetVerifyingKey not implemented")
 }
 func (UnimplementedLedgerServiceServer) mustEmbedUnimplementedLedgerServiceServer() {}
 func (UnimplementedLedgerServiceServer) testEmbeddedByValue()                       {}
@@ -532,6 +572,42 @@ func _LedgerService_GetPublishedCheckpoint_Handler(srv interface{}, ctx context.
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LedgerService_ListVerifyingKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListVerifyingKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).ListVerifyingKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_ListVerifyingKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).ListVerifyingKeys(ctx, req.(*ListVerifyingKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_GetVerifyingKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetVerifyingKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).GetVerifyingKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_GetVerifyingKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).GetVerifyingKey(ctx, req.(*GetVerifyingKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LedgerService_ServiceDesc is the grpc.ServiceDesc for LedgerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -582,6 +658,14 @@ var LedgerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetPublishedCheckpoint",
 			Handler:    _LedgerService_GetPublishedCheckpoint_Handler,
+		},
+		{
+			MethodName: "ListVerifyingKeys",
+			Handler:    _LedgerService_ListVerifyingKeys_Handler,
+		},
+		{
+			MethodName: "GetVerifyingKey",
+			Handler:    _LedgerService_GetVerifyingKey_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
