@@ -284,62 +284,6 @@ func cmdReceipt(ctx context.Context, args []string) error {
 	return nil
 }
 
-func cmdVerify(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "receipt" {
-		return usageError{errors.New("usage: vitalproof verify receipt --policy FILE RECEIPT...")}
-	}
-	fs := newFlags("verify receipt")
-	policyFile := fs.String("policy", "", "tlog-policy file naming the log's key")
-	quiet := fs.Bool("q", false, "print only failures and the summary")
-	if err := parse(fs, args[1:], "policy"); err != nil {
-		return err
-	}
-	if fs.NArg() == 0 {
-		return usageError{errors.New("no receipt given")}
-	}
-	policy, err := os.ReadFile(*policyFile)
-	if err != nil {
-		return fmt.Errorf("couldn't read policy: %w", err)
-	}
-	failed := 0
-	byAttestation := map[wearables.Attestation]int{}
-	for _, path := range fs.Args() {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			fmt.Printf("FAIL %s: %v\n", path, err)
-			failed++
-			continue
-		}
-		v, err := receipt.Verify(policy, b)
-		if err != nil {
-			fmt.Printf("FAIL %s: %v\n", path, err)
-			failed++
-			continue
-		}
-		e, err := wearables.ParseEntry(v.Entry)
-		if err != nil {
-			fmt.Printf("FAIL %s: the receipt's entry: %v\n", path, err)
-			failed++
-			continue
-		}
-		h := e.Header
-		byAttestation[h.Attestation]++
-		if !*quiet {
-			fmt.Printf("OK   %s: index %d in tree %d; device %s, %s, %s to %s, %d readings; attestation %s (signed by %s)\n",
-				path, v.Index, v.TreeSize, h.DeviceID, h.Metric,
-				time.Unix(h.WindowStart, 0).UTC().Format(time.RFC3339), time.Unix(h.WindowEnd, 0).UTC().Format(time.RFC3339),
-				h.Count, h.Attestation, h.Signer())
-		}
-	}
-	ok := len(fs.Args()) - failed
-	fmt.Printf("%d of %d receipts verify against %s (attestation: %d device, %d gateway)\n",
-		ok, len(fs.Args()), *policyFile, byAttestation[wearables.AttestDevice], byAttestation[wearables.AttestGateway])
-	if failed > 0 {
-		return fmt.Errorf("%d receipts failed", failed)
-	}
-	return nil
-}
-
 func cmdWait(ctx context.Context, args []string) error {
 	fs := newFlags("wait")
 	url := fs.String("url", "", "health URL, e.g. http://127.0.0.1:8080/healthz")
@@ -368,22 +312,4 @@ func cmdWait(ctx context.Context, args []string) error {
 
 func unmarshalJSON(b []byte, m proto.Message) error {
 	return protojson.Unmarshal(b, m)
-}
-
-func cmdCheckpoint(ctx context.Context, args []string) error {
-	fs := newFlags("checkpoint")
-	ledger := fs.String("ledger", "http://127.0.0.1:8080", "ledger REST base URL")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	c, err := newClient(*ledger, "")
-	if err != nil {
-		return err
-	}
-	b, err := c.do(ctx, http.MethodGet, "/api/v1/log/checkpoint.txt", "", nil)
-	if err != nil {
-		return err
-	}
-	os.Stdout.Write(b)
-	return nil
 }

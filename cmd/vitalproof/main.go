@@ -11,8 +11,9 @@
 //	vitalproof simulate --gateway URL --api-key-file F --device-key F --hospital ID [--start T] [--hours N] [--metrics LIST] [--receipts DIR]
 //	vitalproof submit --gateway URL --api-key-file F (--batch FILE | --fhir FILE)
 //	vitalproof receipt --ledger URL --index N [--out FILE]
-//	vitalproof checkpoint --ledger URL
+//	vitalproof checkpoint --ledger URL [--policy FILE]
 //	vitalproof verify receipt --policy FILE RECEIPT...
+//	vitalproof verify checkpoint --policy FILE [CHECKPOINT_FILE|-]
 //	vitalproof wait --url URL [--timeout D]
 //
 // Exit status: 0 on success, 1 when a check or request fails, 2 on bad usage.
@@ -41,8 +42,8 @@ var commands = []command{
 	{"simulate", "simulate ...: a simulated wearable submits a day of signed batches", cmdSimulate},
 	{"submit", "submit (--batch FILE | --fhir FILE): submit a native JSON batch or FHIR R4 resource", cmdSubmit},
 	{"receipt", "receipt --ledger URL --index N: fetch an entry's receipt", cmdReceipt},
-	{"checkpoint", "checkpoint --ledger URL: print the log's latest signed checkpoint", cmdCheckpoint},
-	{"verify", "verify receipt --policy FILE RECEIPT...: verify receipts offline", cmdVerify},
+	{"checkpoint", "checkpoint --ledger URL [--policy FILE]: print the log's latest signed checkpoint, verified against the policy if given", cmdCheckpoint},
+	{"verify", "verify (receipt --policy FILE RECEIPT... | checkpoint --policy FILE [CHECKPOINT_FILE|-]): verify receipts or a checkpoint offline", cmdVerify},
 	{"wait", "wait --url URL: wait until a server answers its health check", cmdWait},
 }
 

@@ -21,7 +21,9 @@
 // Formatting and verification use filippo.io/torchwood, so the receipts
 // interoperate with other tlog-proof tools. Verify is strict: it accepts only
 // what [Format] produces (canonical numbers and base64, at most 63 proof
-// hashes, the extra line present) and it reports which check failed.
+// hashes, the extra line present) and it reports which check failed; when
+// the checkpoint fails the policy, it says what is missing (see package
+// log/quorum).
 package receipt
 
 import (
@@ -35,6 +37,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/vitalproof/vitalproof/log"
+	"github.com/vitalproof/vitalproof/log/quorum"
 )
 
 const (
@@ -51,14 +54,15 @@ const (
 // Errors of [Verify], one per step; the returned errors wrap exactly one of
 // them and add detail that never includes the entry.
 var (
-	// ErrMalformedPolicy: the policy text does not parse.
-	ErrMalformedPolicy = errors.New("malformed policy")
+	// ErrMalformedPolicy: the policy text does not parse. It is
+	// [quorum.ErrMalformedPolicy].
+	ErrMalformedPolicy = quorum.ErrMalformedPolicy
 	// ErrMalformedReceipt: the receipt is not a well-formed tlog-proof with
 	// extra data.
 	ErrMalformedReceipt = errors.New("malformed receipt")
 	// ErrCheckpoint: the checkpoint does not parse or its signatures do not
-	// satisfy the policy (wrong or unknown log key, origin, missing
-	// cosignatures).
+	// satisfy the policy (wrong or unknown log key, origin, missing or bad
+	// cosignatures); the error says which, as [quorum.Report.Reason] does.
 	ErrCheckpoint = errors.New("checkpoint does not satisfy the policy")
 	// ErrInclusion: the checkpoint is good but the proof does not show the
 	// entry at that index in its tree.
@@ -106,20 +110,23 @@ func (v *Verified) Root() log.Root { return log.Root{Size: v.TreeSize, Hash: v.R
 // it proves. It checks, in order: that the policy parses, that the receipt
 // is well formed, that the checkpoint's signatures satisfy the policy, and
 // that the proof shows the RFC 6962 leaf hash of the entry at the index in
-// the checkpoint's tree. The error wraps one of [ErrMalformedPolicy],
-// [ErrMalformedReceipt], [ErrCheckpoint] or [ErrInclusion].
+// the checkpoint's tree. The policy is parsed by [quorum.ParsePolicy] and
+// the checkpoint verified by torchwood. The error wraps exactly one of
+// [ErrMalformedPolicy], [ErrMalformedReceipt], [ErrCheckpoint] or
+// [ErrInclusion].
 func Verify(policy, receipt []byte) (*Verified, error) {
-	pol, err := torchwood.ParsePolicy(policy)
+	qp, err := quorum.ParsePolicy(policy)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't verify receipt: %w: %v", ErrMalformedPolicy, err)
+		return nil, fmt.Errorf("couldn't verify receipt: %w", err) // wraps ErrMalformedPolicy
 	}
+	pol := qp.Torchwood()
 	v, err := parse(receipt)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't verify receipt: %w: %v", ErrMalformedReceipt, err)
 	}
 	c, _, err := torchwood.VerifyCheckpoint(v.Checkpoint, pol)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't verify receipt: %w: %v", ErrCheckpoint, err)
+		return nil, fmt.Errorf("couldn't verify receipt: %w: %s", ErrCheckpoint, checkpointReason(qp, v.Checkpoint, err))
 	}
 	v.TreeSize, v.RootHash, v.Origin = uint64(c.N), log.Hash(c.Hash), c.Origin
 	leaf := log.LeafHash(v.Entry)
@@ -139,6 +146,22 @@ func Verify(policy, receipt []byte) (*Verified, error) {
 		return nil, fmt.Errorf("couldn't verify receipt: %w: %v", ErrMalformedReceipt, err)
 	}
 	return v, nil
+}
+
+// checkpointReason says why signedCheckpoint fails pol, whose verification
+// by torchwood returned verr: the quorum report's reason (which keys did not
+// sign, which group lacks which witnesses), or why the checkpoint does not
+// parse. It wraps no error, so that Verify's errors wrap only ErrCheckpoint.
+func checkpointReason(pol *quorum.Policy, signedCheckpoint []byte, verr error) string {
+	r, err := pol.Check(signedCheckpoint)
+	switch {
+	case r != nil && !r.Satisfied:
+		return r.Reason()
+	case err != nil:
+		return err.Error()
+	}
+	// Unreachable: the report's verdict is torchwood's.
+	return verr.Error()
 }
 
 // parse splits a receipt into its parts without verifying anything. It

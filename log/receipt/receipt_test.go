@@ -17,6 +17,7 @@ import (
 
 	"github.com/vitalproof/vitalproof/log"
 	"github.com/vitalproof/vitalproof/log/checkpoint"
+	"github.com/vitalproof/vitalproof/log/quorum"
 )
 
 const origin = "vitalproof.example/ledger"
@@ -165,6 +166,9 @@ func TestVerifyRefuses(t *testing.T) {
 		{"empty", nil, nil, ErrMalformedReceipt},
 		{"policy without quorum", []byte("log " + f.signer.VerifierKey() + "\n"), good, ErrMalformedPolicy},
 		{"policy with a bad key", []byte("log nonsense\nquorum none\n"), good, ErrMalformedPolicy},
+		// torchwood v0.9.0's ParsePolicy panics on these lines.
+		{"policy with a vertical tab line", []byte("log " + f.signer.VerifierKey() + "\n\v\nquorum none\n"), good, ErrMalformedPolicy},
+		{"policy with CRLF and a blank line", []byte("log " + f.signer.VerifierKey() + "\r\n\r\nquorum none\r\n"), good, ErrMalformedPolicy},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			policy := tc.policy
@@ -175,9 +179,99 @@ func TestVerifyRefuses(t *testing.T) {
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("Verify = %+v, %v; want %v", v, err, tc.want)
 			}
+			checkOneSentinel(t, err)
 			if strings.Contains(err.Error(), "entry 3") {
 				t.Errorf("error shows the entry: %v", err)
 			}
+		})
+	}
+}
+
+// checkOneSentinel checks that err wraps exactly one of Verify's errors and
+// none of package quorum's but ErrMalformedPolicy, which is the same.
+func checkOneSentinel(t *testing.T, err error) {
+	t.Helper()
+	n := 0
+	for _, e := range []error{ErrMalformedPolicy, ErrMalformedReceipt, ErrCheckpoint, ErrInclusion} {
+		if errors.Is(err, e) {
+			n++
+		}
+	}
+	if n != 1 || errors.Is(err, quorum.ErrNotSatisfied) || errors.Is(err, quorum.ErrMalformedCheckpoint) {
+		t.Errorf("error wraps %d of Verify's errors, or one of package quorum's: %v", n, err)
+	}
+}
+
+// TestCheckpointReason checks that a checkpoint failing a witness quorum
+// fails with ErrCheckpoint and says which signatures are missing or bad.
+func TestCheckpointReason(t *testing.T) {
+	f := newFixture(t, 5)
+	policy := "log " + f.signer.VerifierKey() + "\n"
+	ws := map[string]*torchwood.CosignatureSigner{}
+	for _, name := range []string{"H1", "H2", "H3"} {
+		_, key, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := torchwood.NewCosignatureSigner(strings.ToLower(name)+".example/witness", key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws[name] = w
+		policy += "witness " + name + " " + w.Verifier().String() + " https://" + strings.ToLower(name) + ".example\n"
+	}
+	policy += "group hospitals 2 H1 H2 H3\nquorum hospitals\n"
+	otherLog, err := checkpoint.NewSigner(mustKey(t, origin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cosign := func(signed []byte, signers ...note.Signer) []byte {
+		n, err := note.Open(signed, note.VerifierList(f.signer.Verifier(), otherLog.Verifier()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := note.Sign(n, signers...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	// H3's cosignature of another tree, moved onto this checkpoint.
+	other := newFixture(t, 2)
+	h3Other := cosign(other.cp, ws["H3"])
+	badH3 := string(h3Other[bytes.LastIndex(h3Other, []byte("\n— ")):])[1:]
+	otherLogCP, err := otherLog.Sign(f.root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const prefix = "couldn't verify receipt: checkpoint does not satisfy the policy: "
+	for _, tc := range []struct {
+		name string
+		cp   []byte
+		want string // "" if the receipt verifies
+	}{
+		{"2 of 3", cosign(f.cp, ws["H1"], ws["H3"]), ""},
+		{"1 of 3", cosign(f.cp, ws["H2"]),
+			`quorum not met: group "hospitals" needs 2 of H1, H2, H3; cosigned by H2; missing H1 (no cosignature), H3 (no cosignature)`},
+		{"no cosignature", f.cp,
+			`quorum not met: group "hospitals" needs 2 of H1, H2, H3; cosigned by none; missing H1 (no cosignature), H2 (no cosignature), H3 (no cosignature)`},
+		{"a bad cosignature", append(cosign(f.cp, ws["H1"], ws["H2"]), badH3...),
+			`the cosignature of witness H3 does not verify, and a bad signature by a key of the policy invalidates the checkpoint`},
+		{"another log key", cosign(otherLogCP, ws["H1"], ws["H2"]),
+			fmt.Sprintf(`the log's signature is by key %q+%08x, not the policy's %q+%08x`, origin, otherLog.Verifier().KeyHash(), origin, f.signer.Verifier().KeyHash())},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Verify([]byte(policy), Format(2, f.entries[2], f.proof(t, 2), tc.cp))
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrCheckpoint) || err.Error() != prefix+tc.want {
+				t.Errorf("Verify error =\n%v\nwant\n%s", err, prefix+tc.want)
+			}
+			checkOneSentinel(t, err)
 		})
 	}
 }
