@@ -44,6 +44,7 @@ var commands = []command{
 	{"receipt", "receipt --ledger URL --index N: fetch an entry's receipt", cmdReceipt},
 	{"checkpoint", "checkpoint --ledger URL [--policy FILE]: print the log's latest signed checkpoint, verified against the policy if given", cmdCheckpoint},
 	{"verify", "verify (receipt --policy FILE RECEIPT... | checkpoint --policy FILE [CHECKPOINT_FILE|-]): verify receipts or a checkpoint offline", cmdVerify},
+	{"audit", "audit verify --policy FILE --keys DIR BUNDLE...: verify audit bundles (.vpaudit) offline", cmdAudit},
 	{"wait", "wait --url URL: wait until a server answers its health check", cmdWait},
 }
 
