@@ -44,6 +44,9 @@ var methodAccess = map[string]access{
 	vitalproofv1.GatewayService_SubmitBatch_FullMethodName: roles(provenance.RoleSubmitter),
 	vitalproofv1.GatewayService_SubmitFHIR_FullMethodName:  roles(provenance.RoleSubmitter),
 	vitalproofv1.GatewayService_GetReceipt_FullMethodName:  roles(provenance.RoleSubmitter, provenance.RoleReader),
+	vitalproofv1.GatewayService_CreateAudit_FullMethodName: roles(provenance.RoleRegulator),
+	vitalproofv1.GatewayService_GetAudit_FullMethodName:    roles(provenance.RoleRegulator, provenance.RoleAdmin),
+	vitalproofv1.GatewayService_DecideAudit_FullMethodName: roles(provenance.RoleAdmin),
 }
 
 // servicePrefix is the prefix of the full method names that methodAccess

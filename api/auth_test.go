@@ -54,7 +54,7 @@ func TestMethodAccessComplete(t *testing.T) {
 
 func TestAuthorize(t *testing.T) {
 	ledger := NewLedgerServer(newFakeLedger())
-	gateway := NewGatewayServer(&fakeGateway{})
+	gateway := NewGatewayServer(&fakeGateway{}, nil)
 	tests := []struct {
 		name   string
 		server any

@@ -81,6 +81,50 @@ func (c *ledgerClient) Receipt(ctx context.Context, index uint64) ([]byte, error
 	return []byte(resp.GetReceipt()), nil
 }
 
+func (c *ledgerClient) Checkpoint(ctx context.Context) ([]byte, error) {
+	resp, err := c.c.GetCheckpoint(c.auth(ctx), &vitalproofv1.GetCheckpointRequest{})
+	if err != nil {
+		return nil, ledgerCallError(err)
+	}
+	return []byte(resp.GetCheckpoint()), nil
+}
+
+func (c *ledgerClient) InclusionProof(ctx context.Context, index, treeSize uint64) ([][32]byte, error) {
+	resp, err := c.c.GetInclusionProof(c.auth(ctx), &vitalproofv1.GetInclusionProofRequest{Index: index, TreeSize: treeSize})
+	if err != nil {
+		return nil, ledgerCallError(err)
+	}
+	out := make([][32]byte, len(resp.GetHashes()))
+	for i, h := range resp.GetHashes() {
+		if len(h) != 32 {
+			return nil, &provenance.Error{Kind: provenance.KindInternal, Reason: "couldn't read inclusion proof",
+				Err: fmt.Errorf("ledger answered a %d-byte hash", len(h))}
+		}
+		out[i] = [32]byte(h)
+	}
+	return out, nil
+}
+
+func (c *ledgerClient) Device(ctx context.Context, id string) (provenance.Device, error) {
+	d, err := c.c.GetDevice(c.auth(ctx), &vitalproofv1.GetDeviceRequest{DeviceId: id})
+	if err != nil {
+		return provenance.Device{}, ledgerCallError(err)
+	}
+	return provenance.Device{
+		ID:                 d.GetDeviceId(),
+		Manufacturer:       d.GetManufacturer(),
+		UDI:                d.GetUdi(),
+		Model:              d.GetModel(),
+		Firmware:           d.GetFirmware(),
+		PublicKey:          d.GetPublicKey(),
+		Hospital:           d.GetHospitalId(),
+		Status:             provenance.DeviceStatus(d.GetStatus()),
+		Registration:       d.GetRegistration(),
+		RegistrationIndex:  d.GetRegistrationIndex(),
+		RegistrationLogged: d.RegistrationIndex != nil,
+	}, nil
+}
+
 // ledgerCallError maps the error of a whole call to the ledger.
 func ledgerCallError(err error) *provenance.Error {
 	e := errorFromStatus(err)

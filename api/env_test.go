@@ -50,7 +50,7 @@ func newTestEnv(t testing.TB, opts HTTPOptions) *testEnv {
 	logger := slog.New(slog.NewTextHandler(e.logs, nil))
 	s := NewGRPCServer(WithLogger(logger))
 	RegisterLedger(s, e.ledger)
-	RegisterGateway(s, e.gateway)
+	RegisterGateway(s, e.gateway, nil)
 	lis := bufconn.Listen(1 << 20)
 	go s.Serve(lis)
 	t.Cleanup(s.Stop)

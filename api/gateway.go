@@ -21,14 +21,17 @@ type GatewayBackend interface {
 
 type gatewayServer struct {
 	vitalproofv1.UnimplementedGatewayServiceServer
-	b GatewayBackend
+	b      GatewayBackend
+	audits AuditBackend
 }
 
-// NewGatewayServer returns the gateway service over b. It only translates
-// between the wire and b; serve it on a server from [NewGRPCServer], whose
-// interceptors authenticate callers and map b's errors to statuses.
-func NewGatewayServer(b GatewayBackend) vitalproofv1.GatewayServiceServer {
-	return &gatewayServer{b: b}
+// NewGatewayServer returns the gateway service over b, and over a for
+// audits (nil: the gateway runs none and says so). It only translates
+// between the wire and its backends; serve it on a server from
+// [NewGRPCServer], whose interceptors authenticate callers and map the
+// backends' errors to statuses.
+func NewGatewayServer(b GatewayBackend, a AuditBackend) vitalproofv1.GatewayServiceServer {
+	return &gatewayServer{b: b, audits: a}
 }
 
 func (s *gatewayServer) authenticate(ctx context.Context, apiKey string) (provenance.Principal, error) {

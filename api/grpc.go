@@ -105,8 +105,8 @@ func RegisterLedger(s grpc.ServiceRegistrar, b LedgerBackend) {
 }
 
 // RegisterGateway registers the gateway service, served by b, on s.
-func RegisterGateway(s grpc.ServiceRegistrar, b GatewayBackend) {
-	vitalproofv1.RegisterGatewayServiceServer(s, NewGatewayServer(b))
+func RegisterGateway(s grpc.ServiceRegistrar, b GatewayBackend, a AuditBackend) {
+	vitalproofv1.RegisterGatewayServiceServer(s, NewGatewayServer(b, a))
 }
 
 func errorInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {

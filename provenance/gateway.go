@@ -181,9 +181,9 @@ func CreateGatewayAPIKey(ctx context.Context, db *sql.DB, label string, role Rol
 		return "", invalid("label", "must match [a-z0-9][a-z0-9._-]{0,63}")
 	}
 	switch role {
-	case RoleSubmitter, RoleReader, RoleAdmin:
+	case RoleSubmitter, RoleReader, RoleRegulator, RoleAdmin:
 	default:
-		return "", invalid("role", "must be submitter, reader or admin")
+		return "", invalid("role", "must be submitter, reader, regulator or admin")
 	}
 	key, hash, err := NewAPIKey()
 	if err != nil {

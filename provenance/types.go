@@ -21,6 +21,9 @@ const (
 	RoleSubmitter Role = "submitter"
 	// RoleReader may read receipts from a hospital's gateway.
 	RoleReader Role = "reader"
+	// RoleRegulator may ask a hospital's gateway for audits and read the
+	// bundles of its own audits.
+	RoleRegulator Role = "regulator"
 )
 
 // Principal is an authenticated caller.
@@ -129,4 +132,11 @@ type LedgerClient interface {
 	SubmitEntries(ctx context.Context, entries [][]byte) ([]SubmitResult, error)
 	// Receipt returns the receipt of the entry at index, or a KindPending error.
 	Receipt(ctx context.Context, index uint64) ([]byte, error)
+	// Checkpoint returns the latest published checkpoint (a signed note).
+	Checkpoint(ctx context.Context) ([]byte, error)
+	// InclusionProof returns the inclusion proof of the leaf at index in
+	// the tree of size treeSize.
+	InclusionProof(ctx context.Context, index, treeSize uint64) ([][32]byte, error)
+	// Device returns a registered device with its registration record.
+	Device(ctx context.Context, id string) (Device, error)
 }

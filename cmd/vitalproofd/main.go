@@ -81,6 +81,7 @@ func loadConfig(path, serve string) (*node.Config, error) {
 		rel(&cfg.Gateway.HospitalKeyFile)
 		rel(&cfg.Gateway.LedgerAPIKeyFile)
 		rel(&cfg.Gateway.AdminKeyFile)
+		rel(&cfg.Gateway.Audit.KeysDir)
 	}
 	if serve != "" {
 		cfg.Serve = strings.Split(serve, ",")
@@ -140,7 +141,7 @@ func serve(ctx context.Context, args []string) error {
 func createKey(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("vitalproofd create-key", flag.ContinueOnError)
 	configPath := fs.String("config", "", "the gateway's YAML configuration file")
-	role := fs.String("role", "submitter", "the key's role: submitter (devices, hubs, integration engines), reader or admin")
+	role := fs.String("role", "submitter", "the key's role: submitter (devices, hubs, integration engines), reader, regulator (asks for audits) or admin")
 	label := fs.String("label", "", "a label naming the key's holder")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -134,6 +134,25 @@ type GatewayConf struct {
 	// the ledger has not accepted and fetches the receipts of entries that
 	// awaited a published checkpoint (default 5s).
 	OutboxInterval time.Duration `yaml:"outbox_interval"`
+	Audit          AuditConf     `yaml:"audit"`
+}
+
+// AuditConf configures the regulators' audits a gateway runs (package
+// provenance/audits).
+type AuditConf struct {
+	// Approval is "manual" (default: every audit waits for the hospital's
+	// decision) or "auto" (audits run when asked).
+	Approval string `yaml:"approval"`
+	// KeysDir is the key cache of the audit circuits: compiled circuits and
+	// their keys (default <data_dir>/zk-keys).
+	KeysDir string `yaml:"keys_dir"`
+	// DevKeys lets the gateway make development keys for a circuit that
+	// has none: UNSAFE FOR PRODUCTION, whoever runs the setup can forge
+	// proofs; for development and the quickstart only (default false).
+	DevKeys bool `yaml:"dev_keys"`
+	// Shapes are the circuit capacities offered, as ENTRIESxREADINGS
+	// (default 24x60 and 31x48).
+	Shapes []string `yaml:"shapes"`
 }
 
 // Defaults for the settings above.
@@ -211,6 +230,11 @@ func (c *Config) SetDefaults() error {
 	def(&g.HospitalKeyFile, c.DataDir+"/hospital.key")
 	def(&g.LedgerAPIKeyFile, c.DataDir+"/hospital-ledger.apikey")
 	def(&g.AdminKeyFile, c.DataDir+"/gateway-admin.apikey")
+	def(&g.Audit.Approval, "manual")
+	def(&g.Audit.KeysDir, c.DataDir+"/zk-keys")
+	if g.Audit.Approval != "manual" && g.Audit.Approval != "auto" {
+		return fmt.Errorf("gateway.audit.approval: %q is neither manual nor auto", g.Audit.Approval)
+	}
 	if c.Serves("gateway") {
 		if g.HospitalID == "" {
 			return errors.New("gateway.hospital_id: required when serving the gateway")

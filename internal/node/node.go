@@ -26,6 +26,8 @@ import (
 	"github.com/vitalproof/vitalproof/log/receipt"
 	trillianlog "github.com/vitalproof/vitalproof/log/trillian"
 	"github.com/vitalproof/vitalproof/provenance"
+	"github.com/vitalproof/vitalproof/provenance/audits"
+	"github.com/vitalproof/vitalproof/zk/circuit"
 )
 
 // Node is a running vitalproofd: its services, listeners and background loops.
@@ -42,6 +44,8 @@ type Node struct {
 	// log's checkpoints under it, when the ledger runs.
 	Policy    []byte
 	Publisher *publish.Publisher
+	// Audits runs regulators' audits, when the gateway runs.
+	Audits *audits.Service
 	// LedgerHTTP, LedgerGRPC, GatewayHTTP and GatewayGRPC are the bound addresses.
 	LedgerHTTP, LedgerGRPC, GatewayHTTP, GatewayGRPC string
 
@@ -289,6 +293,35 @@ func LogKey(cfg *Config) (*checkpoint.Signer, string, error) {
 	return signer, vkey, nil
 }
 
+// startAudits starts the gateway's audit service.
+func (n *Node) startAudits(ctx, runCtx context.Context, gw *provenance.Gateway, lc provenance.LedgerClient, db *sql.DB) (*audits.Service, error) {
+	ac := &n.cfg.Gateway.Audit
+	var shapes []circuit.Shape
+	for _, str := range ac.Shapes {
+		sh, err := circuit.ParseShape(str)
+		if err != nil {
+			return nil, fmt.Errorf("gateway.audit.shapes: %w", err)
+		}
+		shapes = append(shapes, sh)
+	}
+	svc, err := audits.New(ctx, audits.Config{
+		Store:          gw,
+		Ledger:         lc,
+		DB:             db,
+		KeysDir:        ac.KeysDir,
+		DevKeys:        ac.DevKeys,
+		ManualApproval: ac.Approval == "manual",
+		Shapes:         shapes,
+		Logger:         n.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway.audit: %w", err)
+	}
+	n.Audits = svc
+	n.goLoop("gateway audits", func() error { return svc.Run(runCtx) })
+	return svc, nil
+}
+
 // startPublisher starts the checkpoint publisher with the configured
 // policy (or "quorum none"), its history in the ledger's database, and
 // writes the policy in effect to <data_dir>/policy.txt.
@@ -377,8 +410,13 @@ func (n *Node) startGateway(ctx, runCtx context.Context) error {
 	n.Gateway = gw
 	n.goLoop("gateway outbox", func() error { return gw.Run(runCtx) })
 
+	audit, err := n.startAudits(ctx, runCtx, gw, ledgerClient, db)
+	if err != nil {
+		return err
+	}
+
 	gs := api.NewGRPCServer(api.WithLogger(n.log))
-	api.RegisterGateway(gs, gw)
+	api.RegisterGateway(gs, gw, audit)
 	grpcAddr, err := n.serveGRPC(gs, gc.GRPC)
 	if err != nil {
 		return fmt.Errorf("gateway.grpc: %w", err)
@@ -572,4 +610,28 @@ func (l *lazyLedgerClient) Receipt(ctx context.Context, index uint64) ([]byte, e
 		return nil, err
 	}
 	return c.Receipt(ctx, index)
+}
+
+func (l *lazyLedgerClient) Checkpoint(ctx context.Context) ([]byte, error) {
+	c, err := l.client()
+	if err != nil {
+		return nil, err
+	}
+	return c.Checkpoint(ctx)
+}
+
+func (l *lazyLedgerClient) InclusionProof(ctx context.Context, index, treeSize uint64) ([][32]byte, error) {
+	c, err := l.client()
+	if err != nil {
+		return nil, err
+	}
+	return c.InclusionProof(ctx, index, treeSize)
+}
+
+func (l *lazyLedgerClient) Device(ctx context.Context, id string) (provenance.Device, error) {
+	c, err := l.client()
+	if err != nil {
+		return provenance.Device{}, err
+	}
+	return c.Device(ctx, id)
 }

@@ -385,6 +385,426 @@ func (x *BatchResult) GetIntegrated() bool {
 	return false
 }
 
+// CreateAuditRequest is a regulator's request for an audit. Parameters are
+// in the metric's fixed-point encoding (see the metric catalogue); those of
+// parts the statement does not include must be zero.
+type CreateAuditRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required. The statement's parts joined by "+": range, tir, adherence,
+	// mean, max (for example "range+tir").
+	Statement string `protobuf:"bytes,1,opt,name=statement,proto3" json:"statement,omitempty"`
+	// Required. The device's ID.
+	DeviceId string `protobuf:"bytes,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// Required. The metric's code (for example "glucose").
+	Metric string `protobuf:"bytes,3,opt,name=metric,proto3" json:"metric,omitempty"`
+	// Required. The period, Unix seconds, end exclusive. Only batches whose
+	// windows lie inside it are covered; for adherence, day d is
+	// [period_start + 86400 d, period_start + 86400 (d+1)).
+	PeriodStart int64 `protobuf:"varint,4,opt,name=period_start,json=periodStart,proto3" json:"period_start,omitempty"`
+	PeriodEnd   int64 `protobuf:"varint,5,opt,name=period_end,json=periodEnd,proto3" json:"period_end,omitempty"`
+	// range: every reading in [range_lo, range_hi].
+	RangeLo uint32 `protobuf:"varint,6,opt,name=range_lo,json=rangeLo,proto3" json:"range_lo,omitempty"`
+	RangeHi uint32 `protobuf:"varint,7,opt,name=range_hi,json=rangeHi,proto3" json:"range_hi,omitempty"`
+	// tir: at least tir_percent % of readings in [tir_lo, tir_hi].
+	TirLo      uint32 `protobuf:"varint,8,opt,name=tir_lo,json=tirLo,proto3" json:"tir_lo,omitempty"`
+	TirHi      uint32 `protobuf:"varint,9,opt,name=tir_hi,json=tirHi,proto3" json:"tir_hi,omitempty"`
+	TirPercent uint32 `protobuf:"varint,10,opt,name=tir_percent,json=tirPercent,proto3" json:"tir_percent,omitempty"`
+	// adherence: readings on at least min_days distinct days.
+	MinDays uint32 `protobuf:"varint,11,opt,name=min_days,json=minDays,proto3" json:"min_days,omitempty"`
+	// mean: the mean of the readings is below mean_bound.
+	MeanBound uint32 `protobuf:"varint,12,opt,name=mean_bound,json=meanBound,proto3" json:"mean_bound,omitempty"`
+	// max: every reading is below max_bound.
+	MaxBound      uint32 `protobuf:"varint,13,opt,name=max_bound,json=maxBound,proto3" json:"max_bound,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateAuditRequest) Reset() {
+	*x = CreateAuditRequest{}
+	mi := &file_vitalproof_v1_gateway_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateAuditRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateAuditRequest) ProtoMessage() {}
+
+func (x *CreateAuditRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_gateway_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateAuditRequest.ProtoReflect.Descriptor instead.
+func (*CreateAuditRequest) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_gateway_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *CreateAuditRequest) GetStatement() string {
+	if x != nil {
+		return x.Statement
+	}
+	return ""
+}
+
+func (x *CreateAuditRequest) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *CreateAuditRequest) GetMetric() string {
+	if x != nil {
+		return x.Metric
+	}
+	return ""
+}
+
+func (x *CreateAuditRequest) GetPeriodStart() int64 {
+	if x != nil {
+		return x.PeriodStart
+	}
+	return 0
+}
+
+func (x *CreateAuditRequest) GetPeriodEnd() int64 {
+	if x != nil {
+		return x.PeriodEnd
+	}
+	return 0
+}
+
+func (x *CreateAuditRequest) GetRangeLo() uint32 {
+	if x != nil {
+		return x.RangeLo
+	}
+	return 0
+}
+
+func (x *CreateAuditRequest) GetRangeHi() uint32 {
+	if x != nil {
+		return x.RangeHi
+	}
+	return 0
+}
+
+func (x *CreateAuditRequest) GetTirLo() uint32 {
+	if x != nil {
+		return x.TirLo
+	}
+	return 0
+}
+
+func (x *CreateAuditRequest) GetTirHi() uint32 {
+	if x != nil {
+		return x.TirHi
+	}
+	return 0
+}
+
+func (x *CreateAuditRequest) GetTirPercent() uint32 {
+	if x != nil {
+		return x.TirPercent
+	}
+	return 0
+}
+
+func (x *CreateAuditRequest) GetMinDays() uint32 {
+	if x != nil {
+		return x.MinDays
+	}
+	return 0
+}
+
+func (x *CreateAuditRequest) GetMeanBound() uint32 {
+	if x != nil {
+		return x.MeanBound
+	}
+	return 0
+}
+
+func (x *CreateAuditRequest) GetMaxBound() uint32 {
+	if x != nil {
+		return x.MaxBound
+	}
+	return 0
+}
+
+// GetAuditRequest names an audit job.
+type GetAuditRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required. The job's ID.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAuditRequest) Reset() {
+	*x = GetAuditRequest{}
+	mi := &file_vitalproof_v1_gateway_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAuditRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAuditRequest) ProtoMessage() {}
+
+func (x *GetAuditRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_gateway_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAuditRequest.ProtoReflect.Descriptor instead.
+func (*GetAuditRequest) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_gateway_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GetAuditRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// DecideAuditRequest is the hospital's decision on an audit.
+type DecideAuditRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required. The job's ID.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// True approves the audit; false refuses it.
+	Approve bool `protobuf:"varint,2,opt,name=approve,proto3" json:"approve,omitempty"`
+	// Why it is refused, shown to the regulator (at most 500 bytes).
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecideAuditRequest) Reset() {
+	*x = DecideAuditRequest{}
+	mi := &file_vitalproof_v1_gateway_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecideAuditRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecideAuditRequest) ProtoMessage() {}
+
+func (x *DecideAuditRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_gateway_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecideAuditRequest.ProtoReflect.Descriptor instead.
+func (*DecideAuditRequest) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_gateway_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *DecideAuditRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DecideAuditRequest) GetApprove() bool {
+	if x != nil {
+		return x.Approve
+	}
+	return false
+}
+
+func (x *DecideAuditRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// AuditJob is an audit and its progress.
+type AuditJob struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The job's ID.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// awaiting_approval, queued, running, done, failed or refused.
+	State string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	// What a running job is doing, and how far it is, in percent.
+	Stage    string `protobuf:"bytes,3,opt,name=stage,proto3" json:"stage,omitempty"`
+	Progress uint32 `protobuf:"varint,4,opt,name=progress,proto3" json:"progress,omitempty"`
+	// Why the job failed or was refused: for example that the statement is
+	// false on the hospital's readings (no proof is made of a false
+	// statement), or that batches of the period are not yet logged.
+	Message string `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	// The request, as asked.
+	Request *CreateAuditRequest `protobuf:"bytes,6,opt,name=request,proto3" json:"request,omitempty"`
+	// The entries and readings the statement covers, once known.
+	Entries  uint32 `protobuf:"varint,7,opt,name=entries,proto3" json:"entries,omitempty"`
+	Readings uint32 `protobuf:"varint,8,opt,name=readings,proto3" json:"readings,omitempty"`
+	// The circuit proved with, once chosen.
+	Circuit string `protobuf:"bytes,9,opt,name=circuit,proto3" json:"circuit,omitempty"`
+	// True when the circuit's keys come from a development setup: UNSAFE FOR
+	// PRODUCTION, whoever ran it can forge proofs.
+	UnsafeKeys bool `protobuf:"varint,10,opt,name=unsafe_keys,json=unsafeKeys,proto3" json:"unsafe_keys,omitempty"`
+	// The audit bundle (.vpaudit, see zk/audit/FORMAT.md), when done. It
+	// holds no reading, salt or patient identifier.
+	Bundle []byte `protobuf:"bytes,11,opt,name=bundle,proto3" json:"bundle,omitempty"`
+	// When the job was created and last changed, RFC 3339 UTC.
+	CreatedAt     string `protobuf:"bytes,12,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt     string `protobuf:"bytes,13,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditJob) Reset() {
+	*x = AuditJob{}
+	mi := &file_vitalproof_v1_gateway_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditJob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditJob) ProtoMessage() {}
+
+func (x *AuditJob) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_gateway_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditJob.ProtoReflect.Descriptor instead.
+func (*AuditJob) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_gateway_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *AuditJob) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AuditJob) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *AuditJob) GetStage() string {
+	if x != nil {
+		return x.Stage
+	}
+	return ""
+}
+
+func (x *AuditJob) GetProgress() uint32 {
+	if x != nil {
+		return x.Progress
+	}
+	return 0
+}
+
+func (x *AuditJob) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *AuditJob) GetRequest() *CreateAuditRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *AuditJob) GetEntries() uint32 {
+	if x != nil {
+		return x.Entries
+	}
+	return 0
+}
+
+func (x *AuditJob) GetReadings() uint32 {
+	if x != nil {
+		return x.Readings
+	}
+	return 0
+}
+
+func (x *AuditJob) GetCircuit() string {
+	if x != nil {
+		return x.Circuit
+	}
+	return ""
+}
+
+func (x *AuditJob) GetUnsafeKeys() bool {
+	if x != nil {
+		return x.UnsafeKeys
+	}
+	return false
+}
+
+func (x *AuditJob) GetBundle() []byte {
+	if x != nil {
+		return x.Bundle
+	}
+	return nil
+}
+
+func (x *AuditJob) GetCreatedAt() string {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return ""
+}
+
+func (x *AuditJob) GetUpdatedAt() string {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return ""
+}
+
 var File_vitalproof_v1_gateway_proto protoreflect.FileDescriptor
 
 const file_vitalproof_v1_gateway_proto_rawDesc = "" +
@@ -416,13 +836,58 @@ const file_vitalproof_v1_gateway_proto_rawDesc = "" +
 	"\n" +
 	"integrated\x18\n" +
 	" \x01(\bR\n" +
-	"integrated2\xfd\x01\n" +
+	"integrated\"\x85\x03\n" +
+	"\x12CreateAuditRequest\x12\x1c\n" +
+	"\tstatement\x18\x01 \x01(\tR\tstatement\x12\x1b\n" +
+	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12\x16\n" +
+	"\x06metric\x18\x03 \x01(\tR\x06metric\x12!\n" +
+	"\fperiod_start\x18\x04 \x01(\x03R\vperiodStart\x12\x1d\n" +
+	"\n" +
+	"period_end\x18\x05 \x01(\x03R\tperiodEnd\x12\x19\n" +
+	"\brange_lo\x18\x06 \x01(\rR\arangeLo\x12\x19\n" +
+	"\brange_hi\x18\a \x01(\rR\arangeHi\x12\x15\n" +
+	"\x06tir_lo\x18\b \x01(\rR\x05tirLo\x12\x15\n" +
+	"\x06tir_hi\x18\t \x01(\rR\x05tirHi\x12\x1f\n" +
+	"\vtir_percent\x18\n" +
+	" \x01(\rR\n" +
+	"tirPercent\x12\x19\n" +
+	"\bmin_days\x18\v \x01(\rR\aminDays\x12\x1d\n" +
+	"\n" +
+	"mean_bound\x18\f \x01(\rR\tmeanBound\x12\x1b\n" +
+	"\tmax_bound\x18\r \x01(\rR\bmaxBound\"!\n" +
+	"\x0fGetAuditRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"V\n" +
+	"\x12DecideAuditRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aapprove\x18\x02 \x01(\bR\aapprove\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x80\x03\n" +
+	"\bAuditJob\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x14\n" +
+	"\x05stage\x18\x03 \x01(\tR\x05stage\x12\x1a\n" +
+	"\bprogress\x18\x04 \x01(\rR\bprogress\x12\x18\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\x12;\n" +
+	"\arequest\x18\x06 \x01(\v2!.vitalproof.v1.CreateAuditRequestR\arequest\x12\x18\n" +
+	"\aentries\x18\a \x01(\rR\aentries\x12\x1a\n" +
+	"\breadings\x18\b \x01(\rR\breadings\x12\x18\n" +
+	"\acircuit\x18\t \x01(\tR\acircuit\x12\x1f\n" +
+	"\vunsafe_keys\x18\n" +
+	" \x01(\bR\n" +
+	"unsafeKeys\x12\x16\n" +
+	"\x06bundle\x18\v \x01(\fR\x06bundle\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\f \x01(\tR\tcreatedAt\x12\x1d\n" +
+	"\n" +
+	"updated_at\x18\r \x01(\tR\tupdatedAt2\xd8\x03\n" +
 	"\x0eGatewayService\x12L\n" +
 	"\vSubmitBatch\x12!.vitalproof.v1.SubmitBatchRequest\x1a\x1a.vitalproof.v1.BatchResult\x12Q\n" +
 	"\n" +
 	"SubmitFHIR\x12 .vitalproof.v1.SubmitFHIRRequest\x1a!.vitalproof.v1.SubmitFHIRResponse\x12J\n" +
 	"\n" +
-	"GetReceipt\x12 .vitalproof.v1.GetReceiptRequest\x1a\x1a.vitalproof.v1.BatchResultBEZCgithub.com/vitalproof/vitalproof/api/gen/vitalproof/v1;vitalproofv1b\x06proto3"
+	"GetReceipt\x12 .vitalproof.v1.GetReceiptRequest\x1a\x1a.vitalproof.v1.BatchResult\x12I\n" +
+	"\vCreateAudit\x12!.vitalproof.v1.CreateAuditRequest\x1a\x17.vitalproof.v1.AuditJob\x12C\n" +
+	"\bGetAudit\x12\x1e.vitalproof.v1.GetAuditRequest\x1a\x17.vitalproof.v1.AuditJob\x12I\n" +
+	"\vDecideAudit\x12!.vitalproof.v1.DecideAuditRequest\x1a\x17.vitalproof.v1.AuditJobBEZCgithub.com/vitalproof/vitalproof/api/gen/vitalproof/v1;vitalproofv1b\x06proto3"
 
 var (
 	file_vitalproof_v1_gateway_proto_rawDescOnce sync.Once
@@ -436,29 +901,40 @@ func file_vitalproof_v1_gateway_proto_rawDescGZIP() []byte {
 	return file_vitalproof_v1_gateway_proto_rawDescData
 }
 
-var file_vitalproof_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_vitalproof_v1_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_vitalproof_v1_gateway_proto_goTypes = []any{
 	(*Reading)(nil),            // 0: vitalproof.v1.Reading
 	(*SubmitBatchRequest)(nil), // 1: vitalproof.v1.SubmitBatchRequest
 	(*SubmitFHIRRequest)(nil),  // 2: vitalproof.v1.SubmitFHIRRequest
 	(*SubmitFHIRResponse)(nil), // 3: vitalproof.v1.SubmitFHIRResponse
 	(*BatchResult)(nil),        // 4: vitalproof.v1.BatchResult
-	(*GetReceiptRequest)(nil),  // 5: vitalproof.v1.GetReceiptRequest
+	(*CreateAuditRequest)(nil), // 5: vitalproof.v1.CreateAuditRequest
+	(*GetAuditRequest)(nil),    // 6: vitalproof.v1.GetAuditRequest
+	(*DecideAuditRequest)(nil), // 7: vitalproof.v1.DecideAuditRequest
+	(*AuditJob)(nil),           // 8: vitalproof.v1.AuditJob
+	(*GetReceiptRequest)(nil),  // 9: vitalproof.v1.GetReceiptRequest
 }
 var file_vitalproof_v1_gateway_proto_depIdxs = []int32{
 	0, // 0: vitalproof.v1.SubmitBatchRequest.readings:type_name -> vitalproof.v1.Reading
 	4, // 1: vitalproof.v1.SubmitFHIRResponse.results:type_name -> vitalproof.v1.BatchResult
-	1, // 2: vitalproof.v1.GatewayService.SubmitBatch:input_type -> vitalproof.v1.SubmitBatchRequest
-	2, // 3: vitalproof.v1.GatewayService.SubmitFHIR:input_type -> vitalproof.v1.SubmitFHIRRequest
-	5, // 4: vitalproof.v1.GatewayService.GetReceipt:input_type -> vitalproof.v1.GetReceiptRequest
-	4, // 5: vitalproof.v1.GatewayService.SubmitBatch:output_type -> vitalproof.v1.BatchResult
-	3, // 6: vitalproof.v1.GatewayService.SubmitFHIR:output_type -> vitalproof.v1.SubmitFHIRResponse
-	4, // 7: vitalproof.v1.GatewayService.GetReceipt:output_type -> vitalproof.v1.BatchResult
-	5, // [5:8] is the sub-list for method output_type
-	2, // [2:5] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	5, // 2: vitalproof.v1.AuditJob.request:type_name -> vitalproof.v1.CreateAuditRequest
+	1, // 3: vitalproof.v1.GatewayService.SubmitBatch:input_type -> vitalproof.v1.SubmitBatchRequest
+	2, // 4: vitalproof.v1.GatewayService.SubmitFHIR:input_type -> vitalproof.v1.SubmitFHIRRequest
+	9, // 5: vitalproof.v1.GatewayService.GetReceipt:input_type -> vitalproof.v1.GetReceiptRequest
+	5, // 6: vitalproof.v1.GatewayService.CreateAudit:input_type -> vitalproof.v1.CreateAuditRequest
+	6, // 7: vitalproof.v1.GatewayService.GetAudit:input_type -> vitalproof.v1.GetAuditRequest
+	7, // 8: vitalproof.v1.GatewayService.DecideAudit:input_type -> vitalproof.v1.DecideAuditRequest
+	4, // 9: vitalproof.v1.GatewayService.SubmitBatch:output_type -> vitalproof.v1.BatchResult
+	3, // 10: vitalproof.v1.GatewayService.SubmitFHIR:output_type -> vitalproof.v1.SubmitFHIRResponse
+	4, // 11: vitalproof.v1.GatewayService.GetReceipt:output_type -> vitalproof.v1.BatchResult
+	8, // 12: vitalproof.v1.GatewayService.CreateAudit:output_type -> vitalproof.v1.AuditJob
+	8, // 13: vitalproof.v1.GatewayService.GetAudit:output_type -> vitalproof.v1.AuditJob
+	8, // 14: vitalproof.v1.GatewayService.DecideAudit:output_type -> vitalproof.v1.AuditJob
+	9, // [9:15] is the sub-list for method output_type
+	3, // [3:9] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_vitalproof_v1_gateway_proto_init() }
@@ -473,7 +949,7 @@ func file_vitalproof_v1_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vitalproof_v1_gateway_proto_rawDesc), len(file_vitalproof_v1_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,6 +22,9 @@ const (
 	GatewayService_SubmitBatch_FullMethodName = "/vitalproof.v1.GatewayService/SubmitBatch"
 	GatewayService_SubmitFHIR_FullMethodName  = "/vitalproof.v1.GatewayService/SubmitFHIR"
 	GatewayService_GetReceipt_FullMethodName  = "/vitalproof.v1.GatewayService/GetReceipt"
+	GatewayService_CreateAudit_FullMethodName = "/vitalproof.v1.GatewayService/CreateAudit"
+	GatewayService_GetAudit_FullMethodName    = "/vitalproof.v1.GatewayService/GetAudit"
+	GatewayService_DecideAudit_FullMethodName = "/vitalproof.v1.GatewayService/DecideAudit"
 )
 
 // GatewayServiceClient is the client API for GatewayService service.
@@ -35,7 +38,8 @@ const (
 // signed entry to the ledger.
 //
 // Access: SubmitBatch and SubmitFHIR need a submitter key; GetReceipt a
-// submitter or reader key.
+// submitter or reader key; CreateAudit a regulator key; GetAudit the
+// regulator's own key or an admin key; DecideAudit an admin key.
 //
 // Over REST, SubmitFHIR is POST /api/v1/gateway/fhir with the FHIR R4 JSON
 // resource itself as the body (Content-Type application/fhir+json or
@@ -55,6 +59,19 @@ type GatewayServiceClient interface {
 	// Returns what the gateway knows of the batch whose entry is at an index
 	// of the ledger's log (the request's index). Role: submitter or reader.
 	GetReceipt(ctx context.Context, in *GetReceiptRequest, opts ...grpc.CallOption) (*BatchResult, error)
+	// Asks for an audit: a zero-knowledge proof that a statement holds on the
+	// readings of one device and metric over a period, delivered as an
+	// offline audit bundle (.vpaudit). Answers the job at once: queued, or
+	// awaiting the hospital's approval when the gateway is configured so.
+	// Poll GetAudit for its progress and bundle. Role: regulator.
+	CreateAudit(ctx context.Context, in *CreateAuditRequest, opts ...grpc.CallOption) (*AuditJob, error)
+	// Returns an audit job: its state, progress, and the bundle once done.
+	// Role: the regulator that asked (another regulator's job is not found),
+	// or admin.
+	GetAudit(ctx context.Context, in *GetAuditRequest, opts ...grpc.CallOption) (*AuditJob, error)
+	// Approves or refuses an audit awaiting the hospital's approval. Role:
+	// admin. HTTP 409 if the job is not awaiting approval.
+	DecideAudit(ctx context.Context, in *DecideAuditRequest, opts ...grpc.CallOption) (*AuditJob, error)
 }
 
 type gatewayServiceClient struct {
@@ -95,6 +112,36 @@ func (c *gatewayServiceClient) GetReceipt(ctx context.Context, in *GetReceiptReq
 	return out, nil
 }
 
+func (c *gatewayServiceClient) CreateAudit(ctx context.Context, in *CreateAuditRequest, opts ...grpc.CallOption) (*AuditJob, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuditJob)
+	err := c.cc.Invoke(ctx, GatewayService_CreateAudit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *gatewayServiceClient) GetAudit(ctx context.Context, in *GetAuditRequest, opts ...grpc.CallOption) (*AuditJob, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuditJob)
+	err := c.cc.Invoke(ctx, GatewayService_GetAudit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *gatewayServiceClient) DecideAudit(ctx context.Context, in *DecideAuditRequest, opts ...grpc.CallOption) (*AuditJob, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuditJob)
+	err := c.cc.Invoke(ctx, GatewayService_DecideAudit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // GatewayServiceServer is the server API for GatewayService service.
 // All implementations must embed UnimplementedGatewayServiceServer
 // for forward compatibility.
@@ -106,7 +153,8 @@ func (c *gatewayServiceClient) GetReceipt(ctx context.Context, in *GetReceiptReq
 // signed entry to the ledger.
 //
 // Access: SubmitBatch and SubmitFHIR need a submitter key; GetReceipt a
-// submitter or reader key.
+// submitter or reader key; CreateAudit a regulator key; GetAudit the
+// regulator's own key or an admin key; DecideAudit an admin key.
 //
 // Over REST, SubmitFHIR is POST /api/v1/gateway/fhir with the FHIR R4 JSON
 // resource itself as the body (Content-Type application/fhir+json or
@@ -126,6 +174,19 @@ type GatewayServiceServer interface {
 	// Returns what the gateway knows of the batch whose entry is at an index
 	// of the ledger's log (the request's index). Role: submitter or reader.
 	GetReceipt(context.Context, *GetReceiptRequest) (*BatchResult, error)
+	// Asks for an audit: a zero-knowledge proof that a statement holds on the
+	// readings of one device and metric over a period, delivered as an
+	// offline audit bundle (.vpaudit). Answers the job at once: queued, or
+	// awaiting the hospital's approval when the gateway is configured so.
+	// Poll GetAudit for its progress and bundle. Role: regulator.
+	CreateAudit(context.Context, *CreateAuditRequest) (*AuditJob, error)
+	// Returns an audit job: its state, progress, and the bundle once done.
+	// Role: the regulator that asked (another regulator's job is not found),
+	// or admin.
+	GetAudit(context.Context, *GetAuditRequest) (*AuditJob, error)
+	// Approves or refuses an audit awaiting the hospital's approval. Role:
+	// admin. HTTP 409 if the job is not awaiting approval.
+	DecideAudit(context.Context, *DecideAuditRequest) (*AuditJob, error)
 	mustEmbedUnimplementedGatewayServiceServer()
 }
 
@@ -144,6 +205,15 @@ func (UnimplementedGatewayServiceServer) SubmitFHIR(context.Context, *SubmitFHIR
 }
 func (UnimplementedGatewayServiceServer) GetReceipt(context.Context, *GetReceiptRequest) (*BatchResult, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetReceipt not implemented")
+}
+func (UnimplementedGatewayServiceServer) CreateAudit(context.Context, *CreateAuditRequest) (*AuditJob, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateAudit not implemented")
+}
+func (UnimplementedGatewayServiceServer) GetAudit(context.Context, *GetAuditRequest) (*AuditJob, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAudit not implemented")
+}
+func (UnimplementedGatewayServiceServer) DecideAudit(context.Context, *DecideAuditRequest) (*AuditJob, error) {
+	return nil, status.Error(codes.Unimplemented, "method DecideAudit not implemented")
 }
 func (UnimplementedGatewayServiceServer) mustEmbedUnimplementedGatewayServiceServer() {}
 func (UnimplementedGatewayServiceServer) testEmbeddedByValue()                        {}
@@ -220,6 +290,60 @@ func _GatewayService_GetReceipt_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _GatewayService_CreateAudit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateAuditRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServiceServer).CreateAudit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: GatewayService_CreateAudit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServiceServer).CreateAudit(ctx, req.(*CreateAuditRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _GatewayService_GetAudit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAuditRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServiceServer).GetAudit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: GatewayService_GetAudit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServiceServer).GetAudit(ctx, req.(*GetAuditRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _GatewayService_DecideAudit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DecideAuditRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatewayServiceServer).DecideAudit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: GatewayService_DecideAudit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatewayServiceServer).DecideAudit(ctx, req.(*DecideAuditRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // GatewayService_ServiceDesc is the grpc.ServiceDesc for GatewayService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -238,6 +362,18 @@ var GatewayService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetReceipt",
 			Handler:    _GatewayService_GetReceipt_Handler,
+		},
+		{
+			MethodName: "CreateAudit",
+			Handler:    _GatewayService_CreateAudit_Handler,
+		},
+		{
+			MethodName: "GetAudit",
+			Handler:    _GatewayService_GetAudit_Handler,
+		},
+		{
+			MethodName: "DecideAudit",
+			Handler:    _GatewayService_DecideAudit_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
