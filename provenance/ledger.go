@@ -398,6 +398,10 @@ func (l *Ledger) checkEntries(ctx context.Context, hospitalID string, raw [][]by
 type chainHead struct {
 	seq  uint64
 	hash [32]byte
+	// windowEnd is the end of the head entry's window: the next link's
+	// window may not start before it, so that a chain is in time order
+	// and an audit's brackets show that no batch of a period is missing.
+	windowEnd int64
 }
 
 // SubmitEntries checks and records entries, appends them to the log and
@@ -459,6 +463,40 @@ func (l *Ledger) SubmitEntries(ctx context.Context, hospitalID string, raw [][]b
 	return results, nil
 }
 
+// headWindows fills in the window end of each chain head, from the head
+// entry recorded in tx.
+func headWindows(ctx context.Context, tx *sql.Tx, heads map[string]chainHead) error {
+	var conds []string
+	var args []any
+	for k, h := range heads {
+		conds = append(conds, "(chain_key = ? AND seq = ?)")
+		args = append(args, k, h.seq)
+	}
+	if len(conds) == 0 {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT chain_key, entry FROM entries WHERE "+strings.Join(conds, " OR "), args...)
+	if err != nil {
+		return internal("read chain heads", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k string
+		var b []byte
+		if err := rows.Scan(&k, &b); err != nil {
+			return internal("read chain head", err)
+		}
+		e, err := wearables.ParseEntry(b)
+		if err != nil {
+			return internal("parse chain head", err)
+		}
+		h := heads[k]
+		h.windowEnd = e.Header.WindowEnd
+		heads[k] = h
+	}
+	return rows.Err()
+}
+
 // record checks the chain links of entries and records the new ones, with
 // their chains' new heads, in one transaction. It returns the new leaves.
 func (l *Ledger) record(ctx context.Context, entries []*wearables.Entry, results []SubmitResult) ([][]byte, error) {
@@ -516,6 +554,9 @@ func (l *Ledger) record(ctx context.Context, entries []*wearables.Entry, results
 			heads[k] = ch
 		}
 		rows.Close()
+		if err := headWindows(ctx, tx, heads); err != nil {
+			return err
+		}
 		changed := map[string]bool{}
 		var insertArgs []any
 		for i, e := range entries {
@@ -547,7 +588,11 @@ func (l *Ledger) record(ctx context.Context, entries []*wearables.Entry, results
 				results[i].Err = errorf(KindConflict, field+".prev", "does not match the leaf hash of the chain's previous entry")
 				continue
 			}
-			heads[k] = chainHead{seq: e.Header.Seq, hash: h}
+			if e.Header.WindowStart < head.windowEnd {
+				results[i].Err = errorf(KindConflict, field+".window", "starts before the window of the chain's previous entry ends (%d): a device's batches must be in time order", head.windowEnd)
+				continue
+			}
+			heads[k] = chainHead{seq: e.Header.Seq, hash: h, windowEnd: e.Header.WindowEnd}
 			changed[k] = true
 			insertArgs = append(insertArgs, h[:], k, e.Header.Seq, e.Header.DeviceID, e.Header.Hospital, e.Bytes)
 			fresh = append(fresh, e.Bytes)

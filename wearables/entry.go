@@ -241,6 +241,9 @@ func parseOpened(b []byte, text string, sigs []note.Signature) (*Entry, error) {
 func ParseEntryBody(text string) (*EntryHeader, error) { return parseBody(text) }
 
 func parseBody(text string) (*EntryHeader, error) {
+	if first, _, _ := strings.Cut(text, "\n"); first == registrationMagic {
+		return nil, fmt.Errorf("%w: this is a device registration record (%s), not an entry", errMalformedEntry, registrationMagic)
+	}
 	lines := strings.SplitAfter(text, "\n")
 	if len(lines) != 11 || lines[10] != "" {
 		return nil, fmt.Errorf("%w: want 10 header lines", errMalformedEntry)

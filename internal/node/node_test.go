@@ -297,6 +297,7 @@ func TestBadInputs(t *testing.T) {
 			header: func(h *wearables.EntryHeader) { h.Seq += 1 }}, codes.AlreadyExists, "seq"},
 		{"wrong prev hash", submitter, batchSpec{metric: "heart-rate", start: hour(4), values: values(5, 70), noAdvance: true,
 			header: func(h *wearables.EntryHeader) { h.Prev[0] ^= 1 }}, codes.AlreadyExists, "prev"},
+		{"window before the previous link's", submitter, batchSpec{metric: "heart-rate", start: hour(5).Add(30 * time.Minute), values: values(5, 70), noAdvance: true}, codes.AlreadyExists, "window"},
 		{"unknown metric", submitter, batchSpec{metric: "cholesterol", start: hour(4), values: values(5, 70), noAdvance: true}, codes.InvalidArgument, "entry"},
 		{"value out of range", submitter, batchSpec{metric: "heart-rate", start: hour(4), values: []uint32{70, 71, 999, 72}, noAdvance: true}, codes.InvalidArgument, "readings[2]"},
 		{"reading outside the window", submitter, batchSpec{metric: "heart-rate", start: hour(4), values: values(5, 70), noAdvance: true,
