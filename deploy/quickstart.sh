@@ -11,10 +11,18 @@
 # registers a demo device, lets a simulated wearable submit a day of
 # device-signed batches (one per metric per hour, a reading a minute), stops
 # one witness and sends FHIR Observations without a device signature
-# (gateway-attested) to show that two of three witnesses still publish,
-# verifies every receipt offline against the policy, prints a summary and
-# stops what it started. It leaves quickstart-out/: policy.txt,
-# receipt-<index>.tlog-proof files, the daemons' logs and keys.
+# (gateway-attested) to show that two of three witnesses still publish. Then
+# a continuous glucose monitor submits 31 days (a reading every 30 minutes,
+# daily batches, four days not worn), and a regulator asks the gateway for
+# audits of the first 30 days (range, time in range, adherence, mean; for
+# each one statement that holds and one that does not): the hospital
+# approves each, the gateway proves the true ones (development keys, made
+# once and cached in $ZK_KEYS, labelled UNSAFE FOR PRODUCTION) and refuses
+# the false ones without a proof, and the regulator fetches the verifying
+# keys and verifies every bundle offline. Last it verifies every receipt
+# offline against the policy, prints a summary and stops what it started.
+# It leaves quickstart-out/: policy.txt, receipt-<index>.tlog-proof files,
+# audit-*.vpaudit bundles, keys/ (verifying keys), the daemons' logs and keys.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=local
@@ -27,6 +35,8 @@ GATEWAY_HTTP=127.0.0.1:$((PORT_BASE + 10))
 GATEWAY_GRPC=127.0.0.1:$((PORT_BASE + 11))
 DB_PREFIX=${DB_PREFIX:-vitalproof_quickstart}
 WITNESSES=(1 2 3)
+# Audit circuits' keys are made once (minutes) and kept here across runs.
+ZK_KEYS=${ZK_KEYS:-${XDG_CACHE_HOME:-$HOME/.cache}/vitalproof/zk-keys}
 started=$(date +%s)
 
 step() { printf '\n== %s\n' "$*"; }
@@ -60,11 +70,17 @@ ledger:
     policy_file: policy.txt
     interval: 500ms
     witness_timeout: 2s
+  zk_keys_dir: $ZK_KEYS
 gateway:
   grpc: $GATEWAY_GRPC
   http: $GATEWAY_HTTP
   db: root@tcp(127.0.0.1:3306)/${DB_PREFIX}_gateway
   hospital_id: demo-hospital
+  audit:
+    approval: manual
+    keys_dir: $ZK_KEYS
+    # The quickstart makes development keys: UNSAFE FOR PRODUCTION.
+    dev_keys: true
 YAML
 
 pids=()
@@ -135,6 +151,63 @@ bin/vitalproof submit --gateway "http://$GATEWAY_HTTP" --api-key-file "$D/hub.ap
   --fhir "$OUT/observations.fhir.json" --receipts "$OUT" | tee "$OUT/fhir.txt"
 fhir_readings=$(sed -n 's/.*: \([0-9]*\) readings, attestation.*/\1/p' "$OUT/fhir.txt" | awk '{s+=$1} END {print s+0}')
 
+step "a continuous glucose monitor: 31 days, a reading every 30 minutes, four days not worn"
+bin/vitalproof keygen --name demo-cgm-1 --out "$D/cgm.key" > /dev/null
+bin/vitalproof device register --ledger "http://$LEDGER_HTTP" --admin-key-file "$D/ledger-admin.apikey" \
+  --id demo-cgm-1 --manufacturer demo-medtech --udi "(01)09506000134369(21)CGM0001" \
+  --model "GlucoWatch 1" --firmware 2.0.1 --vkey-file "$D/cgm.key.vkey" --hospital demo-hospital
+cgm_start=$(date -u -d "31 days ago" +%Y-%m-%d)
+bin/vitalproof simulate --gateway "http://$GATEWAY_HTTP" --api-key-file "$D/hub.apikey" \
+  --device-key "$D/cgm.key" --hospital demo-hospital --start "${cgm_start}T00:00:00Z" --hours 744 \
+  --metrics glucose --batch-every 24h --reading-every 30m --skip-days 4,11,12,23 \
+  --receipts "$OUT" | tee "$OUT/cgm.txt"
+cgm_readings=$(sed -n 's/^submitted [0-9]* batches, \([0-9]*\) readings.*/\1/p' "$OUT/cgm.txt")
+
+step "a regulator asks the gateway for audits of the first 30 days; the hospital approves each"
+bin/vitalproofd create-key --config "$OUT/vitalproofd.yaml" --role regulator --label demo-regulator > "$D/regulator.apikey"
+chmod 600 "$D/regulator.apikey"
+from=$cgm_start
+to=$(date -u -d "$cgm_start + 30 days" +%Y-%m-%d)
+echo "period $from to $to (exclusive); the first proof of each circuit makes its development keys (minutes, once: cached in $ZK_KEYS)"
+proved=0
+refused=0
+# audit NAME EXPECT ARGS...: request, approve, fetch; EXPECT is proved or false.
+audit() {
+  local name=$1 expect=$2
+  shift 2
+  local id
+  id=$(bin/vitalproof audit request --gateway "http://$GATEWAY_HTTP" --api-key-file "$D/regulator.apikey" \
+    --device demo-cgm-1 --metric glucose --from "$from" --to "$to" --detach "$@")
+  bin/vitalproof audit decide --gateway "http://$GATEWAY_HTTP" --api-key-file "$D/gateway-admin.apikey" --id "$id" --approve > /dev/null
+  if bin/vitalproof audit fetch --gateway "http://$GATEWAY_HTTP" --api-key-file "$D/regulator.apikey" \
+      --id "$id" --out "$OUT/audit-$name.vpaudit" 2> "$OUT/audit-$name.log"; then
+    if [ "$expect" != proved ]; then
+      echo "a false statement was proved: $name" >&2
+      exit 1
+    fi
+    proved=$((proved + 1))
+  else
+    if [ "$expect" != false ] || ! grep -q "statement is false" "$OUT/audit-$name.log"; then
+      cat "$OUT/audit-$name.log" >&2
+      exit 1
+    fi
+    echo "   $name: no proof, as expected: $(tail -n 1 "$OUT/audit-$name.log" | sed 's/^vitalproof: //')"
+    refused=$((refused + 1))
+  fi
+}
+audit range proved --statement range --range 40:400
+audit range-false false --statement range --range 70:140
+audit tir proved --statement tir --tir 70:180:70
+audit tir-false false --statement tir --tir 80:120:95
+audit adherence proved --statement adherence --min-days 16
+audit adherence-false false --statement adherence --min-days 30
+audit mean proved --statement mean --mean-below 140
+audit mean-false false --statement mean --mean-below 90
+
+step "the regulator fetches the verifying keys and verifies every bundle offline"
+bin/vitalproof audit keys --ledger "http://$LEDGER_HTTP" --out "$OUT/keys"
+bin/vitalproof audit verify --policy "$OUT/policy.txt" --keys "$OUT/keys" --registrar-vkey "$D/registry.key.vkey" "$OUT"/audit-*.vpaudit
+
 step "verify every receipt offline against the policy (log signature, cosignatures, quorum)"
 bin/vitalproof verify receipt -q --policy "$OUT/policy.txt" "$OUT"/receipt-*.tlog-proof
 
@@ -147,7 +220,8 @@ stop_all
 trap - EXIT
 echo "entries logged:      $receipts (all receipts verified offline)"
 echo "latest checkpoint:   tree size $size, cosigned by $cosigned of ${#WITNESSES[@]} witnesses (2 needed)"
-echo "readings committed:  $((readings + fhir_readings)) (kept only in the gateway's private store)"
+echo "readings committed:  $((readings + fhir_readings + cgm_readings)) (kept only in the gateway's private store)"
+echo "audits:              $proved proved and verified offline, $refused false statements refused without a proof"
 echo "tree size:           $size"
 echo "time taken:          $(( $(date +%s) - started ))s"
-echo "left in $OUT/: policy.txt, receipt-<index>.tlog-proof, vitalproofd.log, vitalproofd.yaml, data/, witnesses/"
+echo "left in $OUT/: policy.txt, receipt-<index>.tlog-proof, audit-*.vpaudit, keys/, vitalproofd.log, vitalproofd.yaml, data/, witnesses/"

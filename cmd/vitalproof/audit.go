@@ -13,17 +13,35 @@ import (
 	"github.com/vitalproof/vitalproof/zk/keys"
 )
 
-const auditUsage = "usage: vitalproof audit verify --policy FILE --keys DIR [--registrar-vkey FILE] [-q] BUNDLE..."
+const auditUsage = `usage: vitalproof audit verify --policy FILE --keys DIR [--registrar-vkey FILE] [-q] BUNDLE...
+       vitalproof audit request --gateway URL --api-key-file F --statement PARTS --device ID --metric CODE --from T --to T [parameters] [--out FILE | --detach]
+       vitalproof audit fetch --gateway URL --api-key-file F --id JOB [--out FILE]
+       vitalproof audit decide --gateway URL --api-key-file F --id JOB (--approve | --refuse REASON)
+       vitalproof audit keys --ledger URL --out DIR`
 
-// cmdAudit runs `vitalproof audit verify`: it verifies .vpaudit bundles
+// cmdAudit runs the audit commands: verify checks .vpaudit bundles
 // offline, with no network, against a tlog-policy and a directory of
 // verifying keys, and prints per bundle OK or FAIL with the reason, then a
-// summary. It fails if any bundle fails.
+// summary (it fails if any bundle fails); request, decide and keys are a
+// regulator's (request, fetch) and a hospital's (decide) side of an audit at a gateway, and the
+// download of the ledger's verifying keys.
 func cmdAudit(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "verify" {
+	if len(args) == 0 {
 		return usageError{errors.New(auditUsage)}
 	}
-	return auditVerify(ctx, os.Stdout, args[1:])
+	switch args[0] {
+	case "verify":
+		return auditVerify(ctx, os.Stdout, args[1:])
+	case "request":
+		return auditRequest(ctx, args[1:])
+	case "decide":
+		return auditDecide(ctx, args[1:])
+	case "fetch":
+		return auditFetch(ctx, args[1:])
+	case "keys":
+		return auditKeys(ctx, args[1:])
+	}
+	return usageError{errors.New(auditUsage)}
 }
 
 func auditVerify(ctx context.Context, w io.Writer, args []string) error {

@@ -1,6 +1,7 @@
 // Command vitalproof is VitalProof's command-line client: keys, hospital and
 // device registration, a simulated wearable, submissions, receipts and
-// their offline verification.
+// their offline verification, audits (asked, decided, verified offline) and
+// the keys' ceremony.
 //
 // Usage:
 //
@@ -8,13 +9,19 @@
 //	vitalproof policy --log-vkey-file FILE
 //	vitalproof hospital register --ledger URL --admin-key-file F --id ID --name NAME --vkey-file F [--api-key-out F]
 //	vitalproof device register --ledger URL --admin-key-file F --id ID --manufacturer M --udi UDI --model M --firmware V --vkey-file F --hospital ID
-//	vitalproof simulate --gateway URL --api-key-file F --device-key F --hospital ID [--start T] [--hours N] [--metrics LIST] [--receipts DIR]
+//	vitalproof simulate --gateway URL --api-key-file F --device-key F --hospital ID [--start T] [--hours N] [--metrics LIST] [--receipts DIR] [--wait D]
 //	vitalproof submit --gateway URL --api-key-file F (--batch FILE | --fhir FILE)
-//	vitalproof receipt --ledger URL --index N [--out FILE]
+//	vitalproof receipt --ledger URL --index N [--out FILE] [--wait D]
 //	vitalproof checkpoint --ledger URL [--policy FILE]
 //	vitalproof verify receipt --policy FILE RECEIPT...
 //	vitalproof verify checkpoint --policy FILE [CHECKPOINT_FILE|-]
+//	vitalproof audit request --gateway URL --api-key-file F --statement PARTS --device ID --metric CODE --from T --to T [--range LO:HI] [--tir LO:HI:PCT] [--min-days N] [--mean-below B] [--max-below B] [--out FILE | --detach]
+//	vitalproof audit fetch --gateway URL --api-key-file F --id JOB [--out FILE]
+//	vitalproof audit decide --gateway URL --api-key-file F --id JOB (--approve | --refuse REASON)
+//	vitalproof audit keys --ledger URL --out DIR
+//	vitalproof audit verify --policy FILE --keys DIR [--registrar-vkey FILE] [-q] BUNDLE...
 //	vitalproof wait --url URL [--timeout D]
+//	vitalproof ceremony (circuits | phase1 contribute | phase1 seal | phase2 contribute | finish) ...
 //
 // Exit status: 0 on success, 1 when a check or request fails, 2 on bad usage.
 package main
@@ -44,8 +51,9 @@ var commands = []command{
 	{"receipt", "receipt --ledger URL --index N: fetch an entry's receipt", cmdReceipt},
 	{"checkpoint", "checkpoint --ledger URL [--policy FILE]: print the log's latest signed checkpoint, verified against the policy if given", cmdCheckpoint},
 	{"verify", "verify (receipt --policy FILE RECEIPT... | checkpoint --policy FILE [CHECKPOINT_FILE|-]): verify receipts or a checkpoint offline", cmdVerify},
-	{"audit", "audit verify --policy FILE --keys DIR BUNDLE...: verify audit bundles (.vpaudit) offline", cmdAudit},
+	{"audit", "audit (verify|request|fetch|decide|keys) ...: verify audit bundles (.vpaudit) offline; ask a gateway for an audit and fetch its bundle; approve or refuse one; fetch verifying keys", cmdAudit},
 	{"wait", "wait --url URL: wait until a server answers its health check", cmdWait},
+	{"ceremony", "ceremony (circuits | phase1 contribute | phase1 seal | phase2 contribute | finish) ...: the multi-party setup of production audit keys", cmdCeremony},
 }
 
 // usageError marks bad usage (exit status 2).

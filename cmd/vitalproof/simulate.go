@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,7 @@ func cmdSimulate(ctx context.Context, args []string) error {
 	window := fs.Duration("batch-every", time.Hour, "batch window")
 	receipts := fs.String("receipts", "", "directory to write receipt-<index>.tlog-proof files to")
 	fhirSample := fs.String("fhir-sample", "", "also write, to this file, a FHIR Bundle of the next hour's heart-rate Observations without a device signature")
+	skipDays := fs.String("skip-days", "", "comma-separated day numbers (0 = the first day) on which the device records nothing, as when a patient does not wear it; needs --hours a multiple of 24")
 	wait := fs.Duration("wait", 2*time.Minute, "when batches are answered pending, submit them again (idempotently) until each has its receipt, for at most this long; 0 does not wait")
 	if err := parse(fs, args, "api-key-file", "device-key", "hospital"); err != nil {
 		return err
@@ -61,9 +63,28 @@ func cmdSimulate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	batches, err := sim.Span(start, time.Duration(*hours)*time.Hour, ms, *window, *every)
+	skip, err := parseDays(*skipDays, *hours)
 	if err != nil {
-		return err
+		return usageError{fmt.Errorf("--skip-days: %w", err)}
+	}
+	var batches []*wearables.Batch
+	if len(skip) == 0 {
+		batches, err = sim.Span(start, time.Duration(*hours)*time.Hour, ms, *window, *every)
+		if err != nil {
+			return err
+		}
+	} else {
+		// Day by day, so that the chain goes on across the days left out.
+		for d := 0; d < *hours/24; d++ {
+			if skip[d] {
+				continue
+			}
+			day, err := sim.Span(start.Add(time.Duration(d)*24*time.Hour), 24*time.Hour, ms, *window, *every)
+			if err != nil {
+				return err
+			}
+			batches = append(batches, day...)
+		}
 	}
 	c, err := newClient(*gateway, *apiKey)
 	if err != nil {
@@ -208,4 +229,23 @@ func awaitReceipts(ctx context.Context, c *restClient, pending []*v1.SubmitBatch
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// parseDays reads a --skip-days list of day numbers below hours/24.
+func parseDays(list string, hours int) (map[int]bool, error) {
+	if list == "" {
+		return nil, nil
+	}
+	if hours%24 != 0 {
+		return nil, errors.New("--hours must be a multiple of 24")
+	}
+	days := map[int]bool{}
+	for _, f := range strings.Split(list, ",") {
+		d, err := strconv.Atoi(f)
+		if err != nil || d < 0 || d >= hours/24 {
+			return nil, fmt.Errorf("%q is not a day number from 0 to %d", f, hours/24-1)
+		}
+		days[d] = true
+	}
+	return days, nil
 }

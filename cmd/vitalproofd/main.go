@@ -29,11 +29,16 @@ import (
 	"syscall"
 	"time"
 
+	gnarklogger "github.com/consensys/gnark/logger"
+
 	"github.com/vitalproof/vitalproof/internal/node"
 	"github.com/vitalproof/vitalproof/provenance"
 )
 
 func main() {
+	// gnark logs its compiler's and prover's chatter to stdout; the audit
+	// service reports its own progress through slog and the job's stage.
+	gnarklogger.Disable()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
