@@ -32,6 +32,7 @@ var methodAccess = map[string]access{
 	vitalproofv1.LedgerService_GetDevice_FullMethodName:              roles(provenance.RoleAdmin, provenance.RoleHospital),
 	vitalproofv1.LedgerService_SubmitEntries_FullMethodName:          roles(provenance.RoleHospital),
 	vitalproofv1.LedgerService_GetEntry_FullMethodName:               public,
+	vitalproofv1.LedgerService_ListEntries_FullMethodName:            public,
 	vitalproofv1.LedgerService_GetInclusionProof_FullMethodName:      public,
 	vitalproofv1.LedgerService_GetReceipt_FullMethodName:             public,
 	vitalproofv1.LedgerService_GetCheckpoint_FullMethodName:          public,

@@ -152,6 +152,16 @@ func (l *fakeLedger) Entry(_ context.Context, index uint64) ([]byte, error) {
 	return l.entries[index], nil
 }
 
+func (l *fakeLedger) Entries(_ context.Context, start uint64, count int) ([][]byte, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if start >= uint64(len(l.entries)) {
+		return nil, &provenance.Error{Kind: provenance.KindNotFound, Field: "start", Reason: "no entry at this index"}
+	}
+	end := min(uint64(len(l.entries)), start+uint64(count))
+	return l.entries[start:end], nil
+}
+
 func (l *fakeLedger) InclusionProof(_ context.Context, index, treeSize uint64) (provenance.InclusionProof, error) {
 	if treeSize > 3 {
 		return provenance.InclusionProof{}, &provenance.Error{Kind: provenance.KindInvalid, Field: "tree_size", Reason: "larger than the latest checkpoint's (3)"}

@@ -20,6 +20,7 @@ type LedgerBackend interface {
 	Device(ctx context.Context, id string) (provenance.Device, error)
 	SubmitEntries(ctx context.Context, hospitalID string, entries [][]byte) ([]provenance.SubmitResult, error)
 	Entry(ctx context.Context, index uint64) ([]byte, error)
+	Entries(ctx context.Context, start uint64, count int) ([][]byte, error)
 	InclusionProof(ctx context.Context, index, treeSize uint64) (provenance.InclusionProof, error)
 	Receipt(ctx context.Context, index uint64) ([]byte, error)
 	Checkpoint(ctx context.Context) ([]byte, error)
@@ -142,6 +143,14 @@ func (s *ledgerServer) GetEntry(ctx context.Context, req *vitalproofv1.GetEntryR
 		return nil, err
 	}
 	return &vitalproofv1.GetEntryResponse{Index: req.GetIndex(), Entry: e}, nil
+}
+
+func (s *ledgerServer) ListEntries(ctx context.Context, req *vitalproofv1.ListEntriesRequest) (*vitalproofv1.ListEntriesResponse, error) {
+	es, err := s.b.Entries(ctx, req.GetStart(), int(req.GetCount()))
+	if err != nil {
+		return nil, err
+	}
+	return &vitalproofv1.ListEntriesResponse{Start: req.GetStart(), Entries: es}, nil
 }
 
 func (s *ledgerServer) GetInclusionProof(ctx context.Context, req *vitalproofv1.GetInclusionProofRequest) (*vitalproofv1.GetInclusionProofResponse, error) {

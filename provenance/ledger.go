@@ -765,6 +765,26 @@ func (l *Ledger) Entry(ctx context.Context, index uint64) ([]byte, error) {
 	return leaves[0], nil
 }
 
+// MaxEntriesPerRead bounds one Entries call.
+const MaxEntriesPerRead = 1000
+
+// Entries returns up to count consecutive leaves (entries and registration
+// records) from index start, fewer at the end of the log. A count that is
+// not positive means MaxEntriesPerRead; it is capped at MaxEntriesPerRead.
+func (l *Ledger) Entries(ctx context.Context, start uint64, count int) ([][]byte, error) {
+	if count <= 0 || count > MaxEntriesPerRead {
+		count = MaxEntriesPerRead
+	}
+	leaves, err := l.cfg.Log.Leaves(ctx, start, uint64(count))
+	if errors.Is(err, vlog.ErrOutOfRange) || (err == nil && len(leaves) == 0) {
+		return nil, errorf(KindNotFound, "start", "no entry at this index")
+	}
+	if err != nil {
+		return nil, internal("read entries", err)
+	}
+	return leaves, nil
+}
+
 // InclusionProof returns the inclusion proof of the entry at index in the
 // tree of size treeSize (0: the latest checkpoint's), with that checkpoint
 // when treeSize is its size.

@@ -1587,6 +1587,117 @@ func (x *VerifyingKey) GetVerifyingKey() []byte {
 	return nil
 }
 
+// ListEntriesRequest asks for consecutive leaves.
+type ListEntriesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The index of the first leaf.
+	Start uint64 `protobuf:"varint,1,opt,name=start,proto3" json:"start,omitempty"`
+	// How many leaves: 0 means 1000, the most one call returns. Fewer come
+	// back at the end of the log.
+	Count         uint32 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEntriesRequest) Reset() {
+	*x = ListEntriesRequest{}
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEntriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEntriesRequest) ProtoMessage() {}
+
+func (x *ListEntriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEntriesRequest.ProtoReflect.Descriptor instead.
+func (*ListEntriesRequest) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ListEntriesRequest) GetStart() uint64 {
+	if x != nil {
+		return x.Start
+	}
+	return 0
+}
+
+func (x *ListEntriesRequest) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+// ListEntriesResponse holds consecutive leaves.
+type ListEntriesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The index of the first leaf.
+	Start uint64 `protobuf:"varint,1,opt,name=start,proto3" json:"start,omitempty"`
+	// The leaves' bytes, in index order (base64 in JSON).
+	Entries       [][]byte `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEntriesResponse) Reset() {
+	*x = ListEntriesResponse{}
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEntriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEntriesResponse) ProtoMessage() {}
+
+func (x *ListEntriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEntriesResponse.ProtoReflect.Descriptor instead.
+func (*ListEntriesResponse) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ListEntriesResponse) GetStart() uint64 {
+	if x != nil {
+		return x.Start
+	}
+	return 0
+}
+
+func (x *ListEntriesResponse) GetEntries() [][]byte {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
 var File_vitalproof_v1_ledger_proto protoreflect.FileDescriptor
 
 const file_vitalproof_v1_ledger_proto_rawDesc = "" +
@@ -1701,13 +1812,21 @@ const file_vitalproof_v1_ledger_proto_rawDesc = "" +
 	"\x05setup\x18\x03 \x01(\tR\x05setup\x122\n" +
 	"\x15unsafe_for_production\x18\x04 \x01(\bR\x13unsafeForProduction\x12\x1a\n" +
 	"\bmetadata\x18\x05 \x01(\fR\bmetadata\x12#\n" +
-	"\rverifying_key\x18\x06 \x01(\fR\fverifyingKey2\xc3\t\n" +
+	"\rverifying_key\x18\x06 \x01(\fR\fverifyingKey\"@\n" +
+	"\x12ListEntriesRequest\x12\x14\n" +
+	"\x05start\x18\x01 \x01(\x04R\x05start\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\rR\x05count\"E\n" +
+	"\x13ListEntriesResponse\x12\x14\n" +
+	"\x05start\x18\x01 \x01(\x04R\x05start\x12\x18\n" +
+	"\aentries\x18\x02 \x03(\fR\aentries2\x99\n" +
+	"\n" +
 	"\rLedgerService\x12c\n" +
 	"\x10RegisterHospital\x12&.vitalproof.v1.RegisterHospitalRequest\x1a'.vitalproof.v1.RegisterHospitalResponse\x12M\n" +
 	"\x0eRegisterDevice\x12$.vitalproof.v1.RegisterDeviceRequest\x1a\x15.vitalproof.v1.Device\x12C\n" +
 	"\tGetDevice\x12\x1f.vitalproof.v1.GetDeviceRequest\x1a\x15.vitalproof.v1.Device\x12Z\n" +
 	"\rSubmitEntries\x12#.vitalproof.v1.SubmitEntriesRequest\x1a$.vitalproof.v1.SubmitEntriesResponse\x12K\n" +
-	"\bGetEntry\x12\x1e.vitalproof.v1.GetEntryRequest\x1a\x1f.vitalproof.v1.GetEntryResponse\x12f\n" +
+	"\bGetEntry\x12\x1e.vitalproof.v1.GetEntryRequest\x1a\x1f.vitalproof.v1.GetEntryResponse\x12T\n" +
+	"\vListEntries\x12!.vitalproof.v1.ListEntriesRequest\x1a\".vitalproof.v1.ListEntriesResponse\x12f\n" +
 	"\x11GetInclusionProof\x12'.vitalproof.v1.GetInclusionProofRequest\x1a(.vitalproof.v1.GetInclusionProofResponse\x12Q\n" +
 	"\n" +
 	"GetReceipt\x12 .vitalproof.v1.GetReceiptRequest\x1a!.vitalproof.v1.GetReceiptResponse\x12Z\n" +
@@ -1730,7 +1849,7 @@ func file_vitalproof_v1_ledger_proto_rawDescGZIP() []byte {
 	return file_vitalproof_v1_ledger_proto_rawDescData
 }
 
-var file_vitalproof_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_vitalproof_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_vitalproof_v1_ledger_proto_goTypes = []any{
 	(*RegisterHospitalRequest)(nil),       // 0: vitalproof.v1.RegisterHospitalRequest
 	(*RegisterHospitalResponse)(nil),      // 1: vitalproof.v1.RegisterHospitalResponse
@@ -1757,12 +1876,14 @@ var file_vitalproof_v1_ledger_proto_goTypes = []any{
 	(*ListVerifyingKeysResponse)(nil),     // 22: vitalproof.v1.ListVerifyingKeysResponse
 	(*GetVerifyingKeyRequest)(nil),        // 23: vitalproof.v1.GetVerifyingKeyRequest
 	(*VerifyingKey)(nil),                  // 24: vitalproof.v1.VerifyingKey
-	(*EntryError)(nil),                    // 25: vitalproof.v1.EntryError
-	(*GetReceiptRequest)(nil),             // 26: vitalproof.v1.GetReceiptRequest
+	(*ListEntriesRequest)(nil),            // 25: vitalproof.v1.ListEntriesRequest
+	(*ListEntriesResponse)(nil),           // 26: vitalproof.v1.ListEntriesResponse
+	(*EntryError)(nil),                    // 27: vitalproof.v1.EntryError
+	(*GetReceiptRequest)(nil),             // 28: vitalproof.v1.GetReceiptRequest
 }
 var file_vitalproof_v1_ledger_proto_depIdxs = []int32{
 	7,  // 0: vitalproof.v1.SubmitEntriesResponse.results:type_name -> vitalproof.v1.EntryResult
-	25, // 1: vitalproof.v1.EntryResult.error:type_name -> vitalproof.v1.EntryError
+	27, // 1: vitalproof.v1.EntryResult.error:type_name -> vitalproof.v1.EntryError
 	20, // 2: vitalproof.v1.ListCheckpointsResponse.checkpoints:type_name -> vitalproof.v1.PublishedCheckpoint
 	24, // 3: vitalproof.v1.ListVerifyingKeysResponse.keys:type_name -> vitalproof.v1.VerifyingKey
 	0,  // 4: vitalproof.v1.LedgerService.RegisterHospital:input_type -> vitalproof.v1.RegisterHospitalRequest
@@ -1770,29 +1891,31 @@ var file_vitalproof_v1_ledger_proto_depIdxs = []int32{
 	4,  // 6: vitalproof.v1.LedgerService.GetDevice:input_type -> vitalproof.v1.GetDeviceRequest
 	5,  // 7: vitalproof.v1.LedgerService.SubmitEntries:input_type -> vitalproof.v1.SubmitEntriesRequest
 	8,  // 8: vitalproof.v1.LedgerService.GetEntry:input_type -> vitalproof.v1.GetEntryRequest
-	10, // 9: vitalproof.v1.LedgerService.GetInclusionProof:input_type -> vitalproof.v1.GetInclusionProofRequest
-	26, // 10: vitalproof.v1.LedgerService.GetReceipt:input_type -> vitalproof.v1.GetReceiptRequest
-	13, // 11: vitalproof.v1.LedgerService.GetCheckpoint:input_type -> vitalproof.v1.GetCheckpointRequest
-	15, // 12: vitalproof.v1.LedgerService.GetConsistencyProof:input_type -> vitalproof.v1.GetConsistencyProofRequest
-	17, // 13: vitalproof.v1.LedgerService.ListCheckpoints:input_type -> vitalproof.v1.ListCheckpointsRequest
-	19, // 14: vitalproof.v1.LedgerService.GetPublishedCheckpoint:input_type -> vitalproof.v1.GetPublishedCheckpointRequest
-	21, // 15: vitalproof.v1.LedgerService.ListVerifyingKeys:input_type -> vitalproof.v1.ListVerifyingKeysRequest
-	23, // 16: vitalproof.v1.LedgerService.GetVerifyingKey:input_type -> vitalproof.v1.GetVerifyingKeyRequest
-	1,  // 17: vitalproof.v1.LedgerService.RegisterHospital:output_type -> vitalproof.v1.RegisterHospitalResponse
-	3,  // 18: vitalproof.v1.LedgerService.RegisterDevice:output_type -> vitalproof.v1.Device
-	3,  // 19: vitalproof.v1.LedgerService.GetDevice:output_type -> vitalproof.v1.Device
-	6,  // 20: vitalproof.v1.LedgerService.SubmitEntries:output_type -> vitalproof.v1.SubmitEntriesResponse
-	9,  // 21: vitalproof.v1.LedgerService.GetEntry:output_type -> vitalproof.v1.GetEntryResponse
-	11, // 22: vitalproof.v1.LedgerService.GetInclusionProof:output_type -> vitalproof.v1.GetInclusionProofResponse
-	12, // 23: vitalproof.v1.LedgerService.GetReceipt:output_type -> vitalproof.v1.GetReceiptResponse
-	14, // 24: vitalproof.v1.LedgerService.GetCheckpoint:output_type -> vitalproof.v1.GetCheckpointResponse
-	16, // 25: vitalproof.v1.LedgerService.GetConsistencyProof:output_type -> vitalproof.v1.GetConsistencyProofResponse
-	18, // 26: vitalproof.v1.LedgerService.ListCheckpoints:output_type -> vitalproof.v1.ListCheckpointsResponse
-	20, // 27: vitalproof.v1.LedgerService.GetPublishedCheckpoint:output_type -> vitalproof.v1.PublishedCheckpoint
-	22, // 28: vitalproof.v1.LedgerService.ListVerifyingKeys:output_type -> vitalproof.v1.ListVerifyingKeysResponse
-	24, // 29: vitalproof.v1.LedgerService.GetVerifyingKey:output_type -> vitalproof.v1.VerifyingKey
-	17, // [17:30] is the sub-list for method output_type
-	4,  // [4:17] is the sub-list for method input_type
+	25, // 9: vitalproof.v1.LedgerService.ListEntries:input_type -> vitalproof.v1.ListEntriesRequest
+	10, // 10: vitalproof.v1.LedgerService.GetInclusionProof:input_type -> vitalproof.v1.GetInclusionProofRequest
+	28, // 11: vitalproof.v1.LedgerService.GetReceipt:input_type -> vitalproof.v1.GetReceiptRequest
+	13, // 12: vitalproof.v1.LedgerService.GetCheckpoint:input_type -> vitalproof.v1.GetCheckpointRequest
+	15, // 13: vitalproof.v1.LedgerService.GetConsistencyProof:input_type -> vitalproof.v1.GetConsistencyProofRequest
+	17, // 14: vitalproof.v1.LedgerService.ListCheckpoints:input_type -> vitalproof.v1.ListCheckpointsRequest
+	19, // 15: vitalproof.v1.LedgerService.GetPublishedCheckpoint:input_type -> vitalproof.v1.GetPublishedCheckpointRequest
+	21, // 16: vitalproof.v1.LedgerService.ListVerifyingKeys:input_type -> vitalproof.v1.ListVerifyingKeysRequest
+	23, // 17: vitalproof.v1.LedgerService.GetVerifyingKey:input_type -> vitalproof.v1.GetVerifyingKeyRequest
+	1,  // 18: vitalproof.v1.LedgerService.RegisterHospital:output_type -> vitalproof.v1.RegisterHospitalResponse
+	3,  // 19: vitalproof.v1.LedgerService.RegisterDevice:output_type -> vitalproof.v1.Device
+	3,  // 20: vitalproof.v1.LedgerService.GetDevice:output_type -> vitalproof.v1.Device
+	6,  // 21: vitalproof.v1.LedgerService.SubmitEntries:output_type -> vitalproof.v1.SubmitEntriesResponse
+	9,  // 22: vitalproof.v1.LedgerService.GetEntry:output_type -> vitalproof.v1.GetEntryResponse
+	26, // 23: vitalproof.v1.LedgerService.ListEntries:output_type -> vitalproof.v1.ListEntriesResponse
+	11, // 24: vitalproof.v1.LedgerService.GetInclusionProof:output_type -> vitalproof.v1.GetInclusionProofResponse
+	12, // 25: vitalproof.v1.LedgerService.GetReceipt:output_type -> vitalproof.v1.GetReceiptResponse
+	14, // 26: vitalproof.v1.LedgerService.GetCheckpoint:output_type -> vitalproof.v1.GetCheckpointResponse
+	16, // 27: vitalproof.v1.LedgerService.GetConsistencyProof:output_type -> vitalproof.v1.GetConsistencyProofResponse
+	18, // 28: vitalproof.v1.LedgerService.ListCheckpoints:output_type -> vitalproof.v1.ListCheckpointsResponse
+	20, // 29: vitalproof.v1.LedgerService.GetPublishedCheckpoint:output_type -> vitalproof.v1.PublishedCheckpoint
+	22, // 30: vitalproof.v1.LedgerService.ListVerifyingKeys:output_type -> vitalproof.v1.ListVerifyingKeysResponse
+	24, // 31: vitalproof.v1.LedgerService.GetVerifyingKey:output_type -> vitalproof.v1.VerifyingKey
+	18, // [18:32] is the sub-list for method output_type
+	4,  // [4:18] is the sub-list for method input_type
 	4,  // [4:4] is the sub-list for extension type_name
 	4,  // [4:4] is the sub-list for extension extendee
 	0,  // [0:4] is the sub-list for field type_name
@@ -1811,7 +1934,7 @@ func file_vitalproof_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vitalproof_v1_ledger_proto_rawDesc), len(file_vitalproof_v1_ledger_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,7 @@ const (
 	LedgerService_GetDevice_FullMethodName              = "/vitalproof.v1.LedgerService/GetDevice"
 	LedgerService_SubmitEntries_FullMethodName          = "/vitalproof.v1.LedgerService/SubmitEntries"
 	LedgerService_GetEntry_FullMethodName               = "/vitalproof.v1.LedgerService/GetEntry"
+	LedgerService_ListEntries_FullMethodName            = "/vitalproof.v1.LedgerService/ListEntries"
 	LedgerService_GetInclusionProof_FullMethodName      = "/vitalproof.v1.LedgerService/GetInclusionProof"
 	LedgerService_GetReceipt_FullMethodName             = "/vitalproof.v1.LedgerService/GetReceipt"
 	LedgerService_GetCheckpoint_FullMethodName          = "/vitalproof.v1.LedgerService/GetCheckpoint"
@@ -76,6 +77,10 @@ type LedgerServiceClient interface {
 	SubmitEntries(ctx context.Context, in *SubmitEntriesRequest, opts ...grpc.CallOption) (*SubmitEntriesResponse, error)
 	// Returns the entry at an index. Public.
 	GetEntry(ctx context.Context, in *GetEntryRequest, opts ...grpc.CallOption) (*GetEntryResponse, error)
+	// Returns consecutive leaves of the log (entries and registration
+	// records) from an index, for monitors that download the log. Public.
+	// HTTP 404 if the log has no leaf at start.
+	ListEntries(ctx context.Context, in *ListEntriesRequest, opts ...grpc.CallOption) (*ListEntriesResponse, error)
 	// Returns an RFC 6962 inclusion proof of the entry at an index. Public.
 	GetInclusionProof(ctx context.Context, in *GetInclusionProofRequest, opts ...grpc.CallOption) (*GetInclusionProofResponse, error)
 	// Returns the receipt of the entry at an index against the latest
@@ -153,6 +158,16 @@ func (c *ledgerServiceClient) GetEntry(ctx context.Context, in *GetEntryRequest,
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetEntryResponse)
 	err := c.cc.Invoke(ctx, LedgerService_GetEntry_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) ListEntries(ctx context.Context, in *ListEntriesRequest, opts ...grpc.CallOption) (*ListEntriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListEntriesResponse)
+	err := c.cc.Invoke(ctx, LedgerService_ListEntries_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -281,6 +296,10 @@ type LedgerServiceServer interface {
 	SubmitEntries(context.Context, *SubmitEntriesRequest) (*SubmitEntriesResponse, error)
 	// Returns the entry at an index. Public.
 	GetEntry(context.Context, *GetEntryRequest) (*GetEntryResponse, error)
+	// Returns consecutive leaves of the log (entries and registration
+	// records) from an index, for monitors that download the log. Public.
+	// HTTP 404 if the log has no leaf at start.
+	ListEntries(context.Context, *ListEntriesRequest) (*ListEntriesResponse, error)
 	// Returns an RFC 6962 inclusion proof of the entry at an index. Public.
 	GetInclusionProof(context.Context, *GetInclusionProofRequest) (*GetInclusionProofResponse, error)
 	// Returns the receipt of the entry at an index against the latest
@@ -328,6 +347,9 @@ func (UnimplementedLedgerServiceServer) SubmitEntries(context.Context, *SubmitEn
 }
 func (UnimplementedLedgerServiceServer) GetEntry(context.Context, *GetEntryRequest) (*GetEntryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetEntry not implemented")
+}
+func (UnimplementedLedgerServiceServer) ListEntries(context.Context, *ListEntriesRequest) (*ListEntriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListEntries not implemented")
 }
 func (UnimplementedLedgerServiceServer) GetInclusionProof(context.Context, *GetInclusionProofRequest) (*GetInclusionProofResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetInclusionProof not implemented")
@@ -460,6 +482,24 @@ func _LedgerService_GetEntry_Handler(srv interface{}, ctx context.Context, dec f
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(LedgerServiceServer).GetEntry(ctx, req.(*GetEntryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_ListEntries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListEntriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).ListEntries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_ListEntries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).ListEntries(ctx, req.(*ListEntriesRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -634,6 +674,10 @@ var LedgerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetEntry",
 			Handler:    _LedgerService_GetEntry_Handler,
+		},
+		{
+			MethodName: "ListEntries",
+			Handler:    _LedgerService_ListEntries_Handler,
 		},
 		{
 			MethodName: "GetInclusionProof",
