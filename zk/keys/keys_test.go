@@ -5,14 +5,12 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/consensys/gnark-crypto/ecc"
 	"github.com/consensys/gnark/backend/groth16"
-	"github.com/consensys/gnark/backend/groth16/bn254/mpcsetup"
 	"github.com/consensys/gnark/constraint"
 	"github.com/consensys/gnark/frontend"
 	"github.com/consensys/gnark/frontend/cs/r1cs"
@@ -190,97 +188,6 @@ func TestCache(t *testing.T) {
 	if _, err := c.Get(ctx, compileSquare(t, 14), "test/square14", failing); err == nil {
 		t.Error("failed setup: no error")
 	}
-}
-
-func TestCeremony(t *testing.T) {
-	ctx := context.Background()
-	cs := compileSquare(t, 8)
-	n := DomainSize(cs)
-
-	var phase1 [][]byte
-	var prev []byte
-	for range 2 {
-		var next bytes.Buffer
-		var r *bytes.Reader
-		if prev != nil {
-			r = bytes.NewReader(prev)
-		}
-		if err := contributePhase1(r, &next, n); err != nil {
-			t.Fatal(err)
-		}
-		prev = next.Bytes()
-		phase1 = append(phase1, prev)
-	}
-	commons, err := VerifyPhase1(n, []byte("beacon 1"), readers(phase1)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A contribution that does not build on its predecessor is refused.
-	if _, err := VerifyPhase1(n, []byte("beacon 1"), readers(phase1[1:])...); err == nil {
-		t.Error("phase 1 without its first contribution verified")
-	}
-
-	var phase2 [][]byte
-	prev = nil
-	for range 2 {
-		var next bytes.Buffer
-		var r *bytes.Reader
-		if prev != nil {
-			r = bytes.NewReader(prev)
-		}
-		if err := contributePhase2(r, &next, cs, commons); err != nil {
-			t.Fatal(err)
-		}
-		prev = next.Bytes()
-		phase2 = append(phase2, prev)
-	}
-	k, err := FinishCeremony(ctx, cs, "test/square", commons, []byte("beacon 2"), len(phase1), readers(phase2)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if k.Unsafe() || k.Meta.Setup != SetupCeremony || k.Meta.Phase1Contributions != 2 || k.Meta.Phase2Contributions != 2 {
-		t.Fatalf("ceremony keys: %+v", k.Meta)
-	}
-	proveSquare(t, cs, k.PK, k.VK)
-	dir := filepath.Join(t.TempDir(), "keys")
-	if err := Save(ctx, dir, k); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := Load(ctx, dir, cs); err != nil || got.Unsafe() {
-		t.Fatalf("Load: %v, unsafe %v", err, got != nil && got.Unsafe())
-	}
-	if _, err := FinishCeremony(ctx, cs, "test/square", commons, []byte("beacon 2"), len(phase1), readers(phase2[1:])...); err == nil {
-		t.Error("phase 2 without its first contribution verified")
-	}
-	tampered := bytes.Clone(phase2[1])
-	tampered[len(tampered)/2] ^= 1
-	if _, err := FinishCeremony(ctx, cs, "test/square", commons, []byte("beacon 2"), len(phase1), readers([][]byte{phase2[0], tampered})...); err == nil {
-		t.Error("tampered phase 2 contribution verified")
-	}
-}
-
-func readers(bs [][]byte) []io.Reader {
-	out := make([]io.Reader, len(bs))
-	for i, b := range bs {
-		out[i] = bytes.NewReader(b)
-	}
-	return out
-}
-
-// contributePhase1 and contributePhase2 pass a nil io.Reader, not a typed
-// nil *bytes.Reader, for the first participant.
-func contributePhase1(r *bytes.Reader, w io.Writer, n uint64) error {
-	if r == nil {
-		return ContributePhase1(nil, w, n)
-	}
-	return ContributePhase1(r, w, n)
-}
-
-func contributePhase2(r *bytes.Reader, w io.Writer, cs constraint.ConstraintSystem, commons *mpcsetup.SrsCommons) error {
-	if r == nil {
-		return ContributePhase2(nil, w, cs, commons)
-	}
-	return ContributePhase2(r, w, cs, commons)
 }
 
 func FuzzParseMetadata(f *testing.F) {
