@@ -244,6 +244,18 @@ func (l *fakeLedger) VerifyingKey(_ context.Context, fingerprint string) (proven
 	return fakeVerifyingKey, nil
 }
 
+func (l *fakeLedger) ProposeManufacturer(_ context.Context, m provenance.Manufacturer) (string, error) {
+	return "", &provenance.Error{Kind: provenance.KindConflict, Field: "manufacturer_id", Reason: "manufacturer is already known"}
+}
+
+func (l *fakeLedger) ApproveManufacturer(_ context.Context, hospitalID, manufacturerID string, approval []byte) (provenance.Manufacturer, error) {
+	return provenance.Manufacturer{ID: manufacturerID, Status: provenance.ManufacturerProposed, Approvals: map[provenance.ApprovalAction][]string{provenance.ActionAdmit: {hospitalID}}, Quorum: 2}, nil
+}
+
+func (l *fakeLedger) Manufacturer(_ context.Context, id string) (provenance.Manufacturer, error) {
+	return provenance.Manufacturer{ID: id, Status: provenance.ManufacturerAdmitted, Quorum: 2}, nil
+}
+
 type fakeGateway struct {
 	mu       sync.Mutex
 	batch    provenance.BatchSubmission

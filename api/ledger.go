@@ -18,6 +18,9 @@ type LedgerBackend interface {
 	RegisterHospital(ctx context.Context, h provenance.Hospital) (apiKey string, err error)
 	RegisterDevice(ctx context.Context, d provenance.Device) error
 	Device(ctx context.Context, id string) (provenance.Device, error)
+	ProposeManufacturer(ctx context.Context, m provenance.Manufacturer) (apiKey string, err error)
+	ApproveManufacturer(ctx context.Context, hospitalID, manufacturerID string, approval []byte) (provenance.Manufacturer, error)
+	Manufacturer(ctx context.Context, id string) (provenance.Manufacturer, error)
 	SubmitEntries(ctx context.Context, hospitalID string, entries [][]byte) ([]provenance.SubmitResult, error)
 	Entry(ctx context.Context, index uint64) ([]byte, error)
 	Entries(ctx context.Context, start uint64, count int) ([][]byte, error)
@@ -104,6 +107,55 @@ func deviceProto(d provenance.Device) *vitalproofv1.Device {
 		pd.RegistrationIndex = &d.RegistrationIndex
 	}
 	return pd
+}
+
+func (s *ledgerServer) ProposeManufacturer(ctx context.Context, req *vitalproofv1.ProposeManufacturerRequest) (*vitalproofv1.ProposeManufacturerResponse, error) {
+	key, err := s.b.ProposeManufacturer(ctx, provenance.Manufacturer{
+		ID:        req.GetManufacturerId(),
+		Name:      req.GetName(),
+		PublicKey: ed25519.PublicKey(req.GetPublicKey()),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &vitalproofv1.ProposeManufacturerResponse{ManufacturerId: req.GetManufacturerId(), ApiKey: key}, nil
+}
+
+func (s *ledgerServer) ApproveManufacturer(ctx context.Context, req *vitalproofv1.ApproveManufacturerRequest) (*vitalproofv1.Manufacturer, error) {
+	p, ok := PrincipalFrom(ctx)
+	if !ok {
+		return nil, &provenance.Error{Kind: provenance.KindInternal, Reason: "couldn't approve: no authenticated hospital"}
+	}
+	m, err := s.b.ApproveManufacturer(ctx, p.ID, req.GetManufacturerId(), []byte(req.GetApproval()))
+	if err != nil {
+		return nil, err
+	}
+	return manufacturerProto(m), nil
+}
+
+func (s *ledgerServer) GetManufacturer(ctx context.Context, req *vitalproofv1.GetManufacturerRequest) (*vitalproofv1.Manufacturer, error) {
+	// A manufacturer sees itself only; another's is not found, like an
+	// unknown one.
+	if p, _ := PrincipalFrom(ctx); p.Role == provenance.RoleManufacturer && p.ID != req.GetManufacturerId() {
+		return nil, &provenance.Error{Kind: provenance.KindNotFound, Field: "manufacturer_id", Reason: "no such manufacturer"}
+	}
+	m, err := s.b.Manufacturer(ctx, req.GetManufacturerId())
+	if err != nil {
+		return nil, err
+	}
+	return manufacturerProto(m), nil
+}
+
+func manufacturerProto(m provenance.Manufacturer) *vitalproofv1.Manufacturer {
+	return &vitalproofv1.Manufacturer{
+		ManufacturerId: m.ID,
+		Name:           m.Name,
+		PublicKey:      m.PublicKey,
+		Status:         string(m.Status),
+		AdmittedBy:     m.Approvals[provenance.ActionAdmit],
+		SuspendedBy:    m.Approvals[provenance.ActionSuspend],
+		Quorum:         uint32(m.Quorum),
+	}
 }
 
 func (s *ledgerServer) SubmitEntries(ctx context.Context, req *vitalproofv1.SubmitEntriesRequest) (*vitalproofv1.SubmitEntriesResponse, error) {

@@ -78,6 +78,10 @@ type LedgerConfig struct {
 	// (package zk/keys) whose verifying keys the ledger serves. Empty
 	// serves none.
 	VerifyingKeysDir string
+	// ManufacturerQuorum is how many member hospitals must approve a
+	// manufacturer's admission or suspension (default
+	// DefaultManufacturerQuorum).
+	ManufacturerQuorum int
 	// AdminKey is the operator's API key (role admin). Empty disables it.
 	AdminKey string
 	// IntegrationTimeout defaults to DefaultIntegrationTimeout.
@@ -108,6 +112,9 @@ func NewLedger(cfg LedgerConfig) (*Ledger, error) {
 	}
 	if cfg.ReconcileInterval <= 0 {
 		cfg.ReconcileInterval = DefaultReconcileInterval
+	}
+	if cfg.ManufacturerQuorum <= 0 {
+		cfg.ManufacturerQuorum = DefaultManufacturerQuorum
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -202,7 +209,6 @@ func (l *Ledger) RegisterDevice(ctx context.Context, d Device) error {
 	if err != nil {
 		return internal("sign registration record", err)
 	}
-	leaf := wearables.LeafHash(record)
 	err = inTx(ctx, l.cfg.DB, func(tx *sql.Tx) error {
 		var one int
 		err := tx.QueryRowContext(ctx, "SELECT 1 FROM hospitals WHERE id = ?", d.Hospital).Scan(&one)
@@ -220,38 +226,55 @@ func (l *Ledger) RegisterDevice(ctx context.Context, d Device) error {
 		if err != nil {
 			return internal("register device", err)
 		}
-		// The record goes to the log like an entry: recorded first, so that
-		// the reconciler queues it again if the append below fails.
-		if _, err := tx.ExecContext(ctx, "INSERT INTO entries (leaf_hash, chain_key, seq, device_id, hospital, entry) VALUES (?, ?, 0, ?, ?, ?)",
-			leaf[:], registrationChain(d.ID), d.ID, d.Hospital, record); err != nil {
-			return internal("record registration", err)
-		}
-		return nil
+		return recordLeaf(ctx, tx, record, registrationChain(d.ID), d.ID, d.Hospital)
 	})
 	if err != nil {
 		return err
 	}
-	if err := l.cfg.Log.Append(ctx, [][]byte{record}); err != nil {
-		l.log.WarnContext(ctx, "couldn't queue registration record; the reconciler will retry", "device", d.ID, "err", err)
-	} else {
-		// Record its index at once if it integrates within the timeout;
-		// otherwise the reconciler does.
-		// and give the publisher the chance to cover it, so that the
-		// registration is provable when the call returns.
-		actx, cancel := context.WithTimeout(ctx, l.cfg.IntegrationTimeout)
-		idx, _, err := l.cfg.Awaiter.Await(actx, leaf)
-		if err == nil {
-			if _, err := l.cfg.DB.ExecContext(ctx, "UPDATE entries SET leaf_index = ? WHERE leaf_hash = ? AND leaf_index IS NULL", idx, leaf[:]); err != nil {
-				l.log.WarnContext(ctx, "couldn't record the registration's index", "device", d.ID, "err", err)
-			}
-			if _, _, err := l.cfg.Checkpoints.Await(actx, idx+1); err != nil {
-				l.log.WarnContext(ctx, "registration record not yet covered by a published checkpoint", "device", d.ID, "index", idx)
-			}
-		}
-		cancel()
-	}
+	l.appendRecord(ctx, record, "registration record of device "+d.ID)
 	l.log.InfoContext(ctx, "registered device", "device", d.ID, "hospital", d.Hospital)
 	return nil
+}
+
+// recordLeaf records, in tx, a leaf the ledger itself appends to the log
+// (a registration record, an approval, a lifecycle event) in the entries
+// table under chainKey, so that the reconciler queues it again if the
+// append after the transaction fails.
+func recordLeaf(ctx context.Context, tx *sql.Tx, leaf []byte, chainKey, device, hospital string) error {
+	h := wearables.LeafHash(leaf)
+	if _, err := tx.ExecContext(ctx, "INSERT INTO entries (leaf_hash, chain_key, seq, device_id, hospital, entry) VALUES (?, ?, 0, ?, ?, ?)",
+		h[:], chainKey, device, hospital, leaf); err != nil {
+		if isDuplicate(err) {
+			return errorf(KindConflict, "", "this record is already in the log")
+		}
+		return internal("record leaf", err)
+	}
+	return nil
+}
+
+// appendRecord appends a leaf recorded with recordLeaf to the log, records
+// its index once integrated and waits, within the integration timeout, for
+// a published checkpoint to cover it, so that the record is provable when
+// the call that made it returns. Failures are logged: the reconciler
+// queues the leaf again and records its index.
+func (l *Ledger) appendRecord(ctx context.Context, leaf []byte, what string) {
+	h := wearables.LeafHash(leaf)
+	if err := l.cfg.Log.Append(ctx, [][]byte{leaf}); err != nil {
+		l.log.WarnContext(ctx, "couldn't queue a record; the reconciler will retry", "record", what, "err", err)
+		return
+	}
+	actx, cancel := context.WithTimeout(ctx, l.cfg.IntegrationTimeout)
+	defer cancel()
+	idx, _, err := l.cfg.Awaiter.Await(actx, h)
+	if err != nil {
+		return
+	}
+	if _, err := l.cfg.DB.ExecContext(ctx, "UPDATE entries SET leaf_index = ? WHERE leaf_hash = ? AND leaf_index IS NULL", idx, h[:]); err != nil {
+		l.log.WarnContext(ctx, "couldn't record a record's index", "record", what, "err", err)
+	}
+	if _, _, err := l.cfg.Checkpoints.Await(actx, idx+1); err != nil {
+		l.log.WarnContext(ctx, "record not yet covered by a published checkpoint", "record", what, "index", idx)
+	}
 }
 
 // registrationChain is the chain key under which a device's registration

@@ -21,6 +21,10 @@ const (
 	RoleSubmitter Role = "submitter"
 	// RoleReader may read receipts from a hospital's gateway.
 	RoleReader Role = "reader"
+	// RoleManufacturer is a device maker admitted by the consortium: it
+	// registers its devices and records their lifecycle events at the
+	// ledger, and reads their history.
+	RoleManufacturer Role = "manufacturer"
 	// RoleRegulator may ask a hospital's gateway for audits and read the
 	// bundles of its own audits.
 	RoleRegulator Role = "regulator"
@@ -28,7 +32,8 @@ const (
 
 // Principal is an authenticated caller.
 type Principal struct {
-	// ID is the hospital ID for RoleHospital, otherwise the key's label.
+	// ID is the hospital ID for RoleHospital, the manufacturer ID for
+	// RoleManufacturer, otherwise the key's label.
 	ID   string
 	Role Role
 }

@@ -15,6 +15,9 @@
 //	vitalproof checkpoint --ledger URL [--policy FILE]
 //	vitalproof verify receipt --policy FILE RECEIPT...
 //	vitalproof verify checkpoint --policy FILE [CHECKPOINT_FILE|-]
+//	vitalproof manufacturer propose --ledger URL --admin-key-file F --id ID --name NAME --vkey-file F [--api-key-out F]
+//	vitalproof manufacturer approve --ledger URL --api-key-file F --hospital-key F --id ID [--suspend]
+//	vitalproof manufacturer show --ledger URL --api-key-file F --id ID
 //	vitalproof audit request --gateway URL --api-key-file F --statement PARTS --device ID --metric CODE --from T --to T [--range LO:HI] [--tir LO:HI:PCT] [--min-days N] [--mean-below B] [--max-below B] [--out FILE | --detach]
 //	vitalproof audit fetch --gateway URL --api-key-file F --id JOB [--out FILE]
 //	vitalproof audit decide --gateway URL --api-key-file F --id JOB (--approve | --refuse REASON)
@@ -51,6 +54,7 @@ var commands = []command{
 	{"receipt", "receipt --ledger URL --index N: fetch an entry's receipt", cmdReceipt},
 	{"checkpoint", "checkpoint --ledger URL [--policy FILE]: print the log's latest signed checkpoint, verified against the policy if given", cmdCheckpoint},
 	{"verify", "verify (receipt --policy FILE RECEIPT... | checkpoint --policy FILE [CHECKPOINT_FILE|-]): verify receipts or a checkpoint offline", cmdVerify},
+	{"manufacturer", "manufacturer (propose|approve|show) ...: propose a manufacturer to the consortium; a hospital's signed vote to admit or suspend it; its status", cmdManufacturer},
 	{"audit", "audit (verify|request|fetch|decide|keys) ...: verify audit bundles (.vpaudit) offline; ask a gateway for an audit and fetch its bundle; approve or refuse one; fetch verifying keys", cmdAudit},
 	{"wait", "wait --url URL: wait until a server answers its health check", cmdWait},
 	{"ceremony", "ceremony (circuits | phase1 contribute | phase1 seal | phase2 contribute | finish) ...: the multi-party setup of production audit keys", cmdCeremony},

@@ -51,6 +51,9 @@ type LedgerConfig struct {
 	// if missing (default <data_dir>/registry.key), its verifier key beside
 	// it as .vkey. Its name is <origin>/registry.
 	RegistryKeyFile string `yaml:"registry_key_file"`
+	// ManufacturerQuorum is how many member hospitals must approve a
+	// manufacturer's admission or suspension (default 2).
+	ManufacturerQuorum int `yaml:"manufacturer_quorum"`
 	// ZKKeysDir is a directory of audit-circuit key directories (package
 	// zk/keys, e.g. its key cache) whose verifying keys the ledger serves at
 	// /api/v1/log/zk/keys (default <data_dir>/zk-keys; missing serves none).

@@ -244,6 +244,7 @@ func (n *Node) startLedger(ctx, runCtx context.Context) error {
 		FormatReceipt:      receipt.Format,
 		Registrar:          registrar,
 		VerifyingKeysDir:   lc.ZKKeysDir,
+		ManufacturerQuorum: lc.ManufacturerQuorum,
 		AdminKey:           adminKey,
 		IntegrationTimeout: lc.IntegrationTimeout,
 		Logger:             n.log,

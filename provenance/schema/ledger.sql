@@ -62,3 +62,25 @@ CREATE TABLE IF NOT EXISTS entries (
   KEY (leaf_index),
   KEY (device_id)
 ) ENGINE=InnoDB;
+
+-- Manufacturers: proposed by the operator, admitted (or later suspended)
+-- only once a quorum of member hospitals approved; each approval is a
+-- hospital-signed note that is also appended to the log.
+CREATE TABLE IF NOT EXISTS manufacturers (
+  id          VARCHAR(64)  NOT NULL,
+  name        VARCHAR(200) NOT NULL,
+  public_key  VARBINARY(32) NOT NULL, -- Ed25519; signs the manufacturer's records
+  status      VARCHAR(16)  NOT NULL,  -- proposed, admitted, suspended
+  created_at  TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  PRIMARY KEY (id)
+) ENGINE=InnoDB;
+
+CREATE TABLE IF NOT EXISTS manufacturer_approvals (
+  manufacturer VARCHAR(64)  NOT NULL,
+  action       VARCHAR(16)  NOT NULL, -- admit, suspend
+  hospital     VARCHAR(64)  NOT NULL,
+  approval     VARBINARY(1024) NOT NULL, -- the signed note, as logged
+  leaf_hash    BINARY(32)   NOT NULL,
+  created_at   TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  PRIMARY KEY (manufacturer, action, hospital)
+) ENGINE=InnoDB;

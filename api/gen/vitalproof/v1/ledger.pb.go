@@ -1698,6 +1698,329 @@ func (x *ListEntriesResponse) GetEntries() [][]byte {
 	return nil
 }
 
+// ProposeManufacturerRequest proposes a manufacturer.
+type ProposeManufacturerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required. The manufacturer's ID, matching [a-z0-9][a-z0-9._-]{0,63};
+	// the key name of its signatures.
+	ManufacturerId string `protobuf:"bytes,1,opt,name=manufacturer_id,json=manufacturerId,proto3" json:"manufacturer_id,omitempty"`
+	// Required. Its display name, 1 to 200 characters.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Required. Its Ed25519 public key (32 bytes; base64 in JSON), which
+	// verifies the records it signs.
+	PublicKey     []byte `protobuf:"bytes,3,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProposeManufacturerRequest) Reset() {
+	*x = ProposeManufacturerRequest{}
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProposeManufacturerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProposeManufacturerRequest) ProtoMessage() {}
+
+func (x *ProposeManufacturerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProposeManufacturerRequest.ProtoReflect.Descriptor instead.
+func (*ProposeManufacturerRequest) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ProposeManufacturerRequest) GetManufacturerId() string {
+	if x != nil {
+		return x.ManufacturerId
+	}
+	return ""
+}
+
+func (x *ProposeManufacturerRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ProposeManufacturerRequest) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+// ProposeManufacturerResponse holds the new manufacturer's API key.
+type ProposeManufacturerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The manufacturer's ID.
+	ManufacturerId string `protobuf:"bytes,1,opt,name=manufacturer_id,json=manufacturerId,proto3" json:"manufacturer_id,omitempty"`
+	// The manufacturer's API key (role manufacturer), shown only this once;
+	// it works once the manufacturer is admitted.
+	ApiKey        string `protobuf:"bytes,2,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProposeManufacturerResponse) Reset() {
+	*x = ProposeManufacturerResponse{}
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProposeManufacturerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProposeManufacturerResponse) ProtoMessage() {}
+
+func (x *ProposeManufacturerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProposeManufacturerResponse.ProtoReflect.Descriptor instead.
+func (*ProposeManufacturerResponse) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ProposeManufacturerResponse) GetManufacturerId() string {
+	if x != nil {
+		return x.ManufacturerId
+	}
+	return ""
+}
+
+func (x *ProposeManufacturerResponse) GetApiKey() string {
+	if x != nil {
+		return x.ApiKey
+	}
+	return ""
+}
+
+// ApproveManufacturerRequest carries a hospital's approval.
+type ApproveManufacturerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required. The manufacturer's ID.
+	ManufacturerId string `protobuf:"bytes,1,opt,name=manufacturer_id,json=manufacturerId,proto3" json:"manufacturer_id,omitempty"`
+	// Required. The approval: a signed note in format vitalproof/approval/v1
+	// (see the README), signed by the hospital's key.
+	Approval      string `protobuf:"bytes,2,opt,name=approval,proto3" json:"approval,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveManufacturerRequest) Reset() {
+	*x = ApproveManufacturerRequest{}
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveManufacturerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveManufacturerRequest) ProtoMessage() {}
+
+func (x *ApproveManufacturerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveManufacturerRequest.ProtoReflect.Descriptor instead.
+func (*ApproveManufacturerRequest) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ApproveManufacturerRequest) GetManufacturerId() string {
+	if x != nil {
+		return x.ManufacturerId
+	}
+	return ""
+}
+
+func (x *ApproveManufacturerRequest) GetApproval() string {
+	if x != nil {
+		return x.Approval
+	}
+	return ""
+}
+
+// GetManufacturerRequest names a manufacturer.
+type GetManufacturerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required. The manufacturer's ID.
+	ManufacturerId string `protobuf:"bytes,1,opt,name=manufacturer_id,json=manufacturerId,proto3" json:"manufacturer_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *GetManufacturerRequest) Reset() {
+	*x = GetManufacturerRequest{}
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetManufacturerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetManufacturerRequest) ProtoMessage() {}
+
+func (x *GetManufacturerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetManufacturerRequest.ProtoReflect.Descriptor instead.
+func (*GetManufacturerRequest) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *GetManufacturerRequest) GetManufacturerId() string {
+	if x != nil {
+		return x.ManufacturerId
+	}
+	return ""
+}
+
+// Manufacturer is a device maker and the consortium's votes on it.
+type Manufacturer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The manufacturer's ID.
+	ManufacturerId string `protobuf:"bytes,1,opt,name=manufacturer_id,json=manufacturerId,proto3" json:"manufacturer_id,omitempty"`
+	// Its display name.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Its Ed25519 public key (32 bytes; base64 in JSON).
+	PublicKey []byte `protobuf:"bytes,3,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	// "proposed", "admitted" or "suspended".
+	Status string `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	// The hospitals that approved its admission, and its suspension.
+	AdmittedBy  []string `protobuf:"bytes,5,rep,name=admitted_by,json=admittedBy,proto3" json:"admitted_by,omitempty"`
+	SuspendedBy []string `protobuf:"bytes,6,rep,name=suspended_by,json=suspendedBy,proto3" json:"suspended_by,omitempty"`
+	// How many hospitals an admission or a suspension needs.
+	Quorum        uint32 `protobuf:"varint,7,opt,name=quorum,proto3" json:"quorum,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Manufacturer) Reset() {
+	*x = Manufacturer{}
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Manufacturer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Manufacturer) ProtoMessage() {}
+
+func (x *Manufacturer) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Manufacturer.ProtoReflect.Descriptor instead.
+func (*Manufacturer) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *Manufacturer) GetManufacturerId() string {
+	if x != nil {
+		return x.ManufacturerId
+	}
+	return ""
+}
+
+func (x *Manufacturer) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Manufacturer) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *Manufacturer) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Manufacturer) GetAdmittedBy() []string {
+	if x != nil {
+		return x.AdmittedBy
+	}
+	return nil
+}
+
+func (x *Manufacturer) GetSuspendedBy() []string {
+	if x != nil {
+		return x.SuspendedBy
+	}
+	return nil
+}
+
+func (x *Manufacturer) GetQuorum() uint32 {
+	if x != nil {
+		return x.Quorum
+	}
+	return 0
+}
+
 var File_vitalproof_v1_ledger_proto protoreflect.FileDescriptor
 
 const file_vitalproof_v1_ledger_proto_rawDesc = "" +
@@ -1818,12 +2141,37 @@ const file_vitalproof_v1_ledger_proto_rawDesc = "" +
 	"\x05count\x18\x02 \x01(\rR\x05count\"E\n" +
 	"\x13ListEntriesResponse\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\x04R\x05start\x12\x18\n" +
-	"\aentries\x18\x02 \x03(\fR\aentries2\x99\n" +
+	"\aentries\x18\x02 \x03(\fR\aentries\"x\n" +
+	"\x1aProposeManufacturerRequest\x12'\n" +
+	"\x0fmanufacturer_id\x18\x01 \x01(\tR\x0emanufacturerId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
+	"public_key\x18\x03 \x01(\fR\tpublicKey\"_\n" +
+	"\x1bProposeManufacturerResponse\x12'\n" +
+	"\x0fmanufacturer_id\x18\x01 \x01(\tR\x0emanufacturerId\x12\x17\n" +
+	"\aapi_key\x18\x02 \x01(\tR\x06apiKey\"a\n" +
+	"\x1aApproveManufacturerRequest\x12'\n" +
+	"\x0fmanufacturer_id\x18\x01 \x01(\tR\x0emanufacturerId\x12\x1a\n" +
+	"\bapproval\x18\x02 \x01(\tR\bapproval\"A\n" +
+	"\x16GetManufacturerRequest\x12'\n" +
+	"\x0fmanufacturer_id\x18\x01 \x01(\tR\x0emanufacturerId\"\xde\x01\n" +
+	"\fManufacturer\x12'\n" +
+	"\x0fmanufacturer_id\x18\x01 \x01(\tR\x0emanufacturerId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x03 \x01(\fR\tpublicKey\x12\x16\n" +
+	"\x06status\x18\x04 \x01(\tR\x06status\x12\x1f\n" +
+	"\vadmitted_by\x18\x05 \x03(\tR\n" +
+	"admittedBy\x12!\n" +
+	"\fsuspended_by\x18\x06 \x03(\tR\vsuspendedBy\x12\x16\n" +
+	"\x06quorum\x18\a \x01(\rR\x06quorum2\xbd\f\n" +
 	"\rLedgerService\x12c\n" +
 	"\x10RegisterHospital\x12&.vitalproof.v1.RegisterHospitalRequest\x1a'.vitalproof.v1.RegisterHospitalResponse\x12M\n" +
 	"\x0eRegisterDevice\x12$.vitalproof.v1.RegisterDeviceRequest\x1a\x15.vitalproof.v1.Device\x12C\n" +
-	"\tGetDevice\x12\x1f.vitalproof.v1.GetDeviceRequest\x1a\x15.vitalproof.v1.Device\x12Z\n" +
+	"\tGetDevice\x12\x1f.vitalproof.v1.GetDeviceRequest\x1a\x15.vitalproof.v1.Device\x12l\n" +
+	"\x13ProposeManufacturer\x12).vitalproof.v1.ProposeManufacturerRequest\x1a*.vitalproof.v1.ProposeManufacturerResponse\x12]\n" +
+	"\x13ApproveManufacturer\x12).vitalproof.v1.ApproveManufacturerRequest\x1a\x1b.vitalproof.v1.Manufacturer\x12U\n" +
+	"\x0fGetManufacturer\x12%.vitalproof.v1.GetManufacturerRequest\x1a\x1b.vitalproof.v1.Manufacturer\x12Z\n" +
 	"\rSubmitEntries\x12#.vitalproof.v1.SubmitEntriesRequest\x1a$.vitalproof.v1.SubmitEntriesResponse\x12K\n" +
 	"\bGetEntry\x12\x1e.vitalproof.v1.GetEntryRequest\x1a\x1f.vitalproof.v1.GetEntryResponse\x12T\n" +
 	"\vListEntries\x12!.vitalproof.v1.ListEntriesRequest\x1a\".vitalproof.v1.ListEntriesResponse\x12f\n" +
@@ -1849,7 +2197,7 @@ func file_vitalproof_v1_ledger_proto_rawDescGZIP() []byte {
 	return file_vitalproof_v1_ledger_proto_rawDescData
 }
 
-var file_vitalproof_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_vitalproof_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_vitalproof_v1_ledger_proto_goTypes = []any{
 	(*RegisterHospitalRequest)(nil),       // 0: vitalproof.v1.RegisterHospitalRequest
 	(*RegisterHospitalResponse)(nil),      // 1: vitalproof.v1.RegisterHospitalResponse
@@ -1878,44 +2226,55 @@ var file_vitalproof_v1_ledger_proto_goTypes = []any{
 	(*VerifyingKey)(nil),                  // 24: vitalproof.v1.VerifyingKey
 	(*ListEntriesRequest)(nil),            // 25: vitalproof.v1.ListEntriesRequest
 	(*ListEntriesResponse)(nil),           // 26: vitalproof.v1.ListEntriesResponse
-	(*EntryError)(nil),                    // 27: vitalproof.v1.EntryError
-	(*GetReceiptRequest)(nil),             // 28: vitalproof.v1.GetReceiptRequest
+	(*ProposeManufacturerRequest)(nil),    // 27: vitalproof.v1.ProposeManufacturerRequest
+	(*ProposeManufacturerResponse)(nil),   // 28: vitalproof.v1.ProposeManufacturerResponse
+	(*ApproveManufacturerRequest)(nil),    // 29: vitalproof.v1.ApproveManufacturerRequest
+	(*GetManufacturerRequest)(nil),        // 30: vitalproof.v1.GetManufacturerRequest
+	(*Manufacturer)(nil),                  // 31: vitalproof.v1.Manufacturer
+	(*EntryError)(nil),                    // 32: vitalproof.v1.EntryError
+	(*GetReceiptRequest)(nil),             // 33: vitalproof.v1.GetReceiptRequest
 }
 var file_vitalproof_v1_ledger_proto_depIdxs = []int32{
 	7,  // 0: vitalproof.v1.SubmitEntriesResponse.results:type_name -> vitalproof.v1.EntryResult
-	27, // 1: vitalproof.v1.EntryResult.error:type_name -> vitalproof.v1.EntryError
+	32, // 1: vitalproof.v1.EntryResult.error:type_name -> vitalproof.v1.EntryError
 	20, // 2: vitalproof.v1.ListCheckpointsResponse.checkpoints:type_name -> vitalproof.v1.PublishedCheckpoint
 	24, // 3: vitalproof.v1.ListVerifyingKeysResponse.keys:type_name -> vitalproof.v1.VerifyingKey
 	0,  // 4: vitalproof.v1.LedgerService.RegisterHospital:input_type -> vitalproof.v1.RegisterHospitalRequest
 	2,  // 5: vitalproof.v1.LedgerService.RegisterDevice:input_type -> vitalproof.v1.RegisterDeviceRequest
 	4,  // 6: vitalproof.v1.LedgerService.GetDevice:input_type -> vitalproof.v1.GetDeviceRequest
-	5,  // 7: vitalproof.v1.LedgerService.SubmitEntries:input_type -> vitalproof.v1.SubmitEntriesRequest
-	8,  // 8: vitalproof.v1.LedgerService.GetEntry:input_type -> vitalproof.v1.GetEntryRequest
-	25, // 9: vitalproof.v1.LedgerService.ListEntries:input_type -> vitalproof.v1.ListEntriesRequest
-	10, // 10: vitalproof.v1.LedgerService.GetInclusionProof:input_type -> vitalproof.v1.GetInclusionProofRequest
-	28, // 11: vitalproof.v1.LedgerService.GetReceipt:input_type -> vitalproof.v1.GetReceiptRequest
-	13, // 12: vitalproof.v1.LedgerService.GetCheckpoint:input_type -> vitalproof.v1.GetCheckpointRequest
-	15, // 13: vitalproof.v1.LedgerService.GetConsistencyProof:input_type -> vitalproof.v1.GetConsistencyProofRequest
-	17, // 14: vitalproof.v1.LedgerService.ListCheckpoints:input_type -> vitalproof.v1.ListCheckpointsRequest
-	19, // 15: vitalproof.v1.LedgerService.GetPublishedCheckpoint:input_type -> vitalproof.v1.GetPublishedCheckpointRequest
-	21, // 16: vitalproof.v1.LedgerService.ListVerifyingKeys:input_type -> vitalproof.v1.ListVerifyingKeysRequest
-	23, // 17: vitalproof.v1.LedgerService.GetVerifyingKey:input_type -> vitalproof.v1.GetVerifyingKeyRequest
-	1,  // 18: vitalproof.v1.LedgerService.RegisterHospital:output_type -> vitalproof.v1.RegisterHospitalResponse
-	3,  // 19: vitalproof.v1.LedgerService.RegisterDevice:output_type -> vitalproof.v1.Device
-	3,  // 20: vitalproof.v1.LedgerService.GetDevice:output_type -> vitalproof.v1.Device
-	6,  // 21: vitalproof.v1.LedgerService.SubmitEntries:output_type -> vitalproof.v1.SubmitEntriesResponse
-	9,  // 22: vitalproof.v1.LedgerService.GetEntry:output_type -> vitalproof.v1.GetEntryResponse
-	26, // 23: vitalproof.v1.LedgerService.ListEntries:output_type -> vitalproof.v1.ListEntriesResponse
-	11, // 24: vitalproof.v1.LedgerService.GetInclusionProof:output_type -> vitalproof.v1.GetInclusionProofResponse
-	12, // 25: vitalproof.v1.LedgerService.GetReceipt:output_type -> vitalproof.v1.GetReceiptResponse
-	14, // 26: vitalproof.v1.LedgerService.GetCheckpoint:output_type -> vitalproof.v1.GetCheckpointResponse
-	16, // 27: vitalproof.v1.LedgerService.GetConsistencyProof:output_type -> vitalproof.v1.GetConsistencyProofResponse
-	18, // 28: vitalproof.v1.LedgerService.ListCheckpoints:output_type -> vitalproof.v1.ListCheckpointsResponse
-	20, // 29: vitalproof.v1.LedgerService.GetPublishedCheckpoint:output_type -> vitalproof.v1.PublishedCheckpoint
-	22, // 30: vitalproof.v1.LedgerService.ListVerifyingKeys:output_type -> vitalproof.v1.ListVerifyingKeysResponse
-	24, // 31: vitalproof.v1.LedgerService.GetVerifyingKey:output_type -> vitalproof.v1.VerifyingKey
-	18, // [18:32] is the sub-list for method output_type
-	4,  // [4:18] is the sub-list for method input_type
+	27, // 7: vitalproof.v1.LedgerService.ProposeManufacturer:input_type -> vitalproof.v1.ProposeManufacturerRequest
+	29, // 8: vitalproof.v1.LedgerService.ApproveManufacturer:input_type -> vitalproof.v1.ApproveManufacturerRequest
+	30, // 9: vitalproof.v1.LedgerService.GetManufacturer:input_type -> vitalproof.v1.GetManufacturerRequest
+	5,  // 10: vitalproof.v1.LedgerService.SubmitEntries:input_type -> vitalproof.v1.SubmitEntriesRequest
+	8,  // 11: vitalproof.v1.LedgerService.GetEntry:input_type -> vitalproof.v1.GetEntryRequest
+	25, // 12: vitalproof.v1.LedgerService.ListEntries:input_type -> vitalproof.v1.ListEntriesRequest
+	10, // 13: vitalproof.v1.LedgerService.GetInclusionProof:input_type -> vitalproof.v1.GetInclusionProofRequest
+	33, // 14: vitalproof.v1.LedgerService.GetReceipt:input_type -> vitalproof.v1.GetReceiptRequest
+	13, // 15: vitalproof.v1.LedgerService.GetCheckpoint:input_type -> vitalproof.v1.GetCheckpointRequest
+	15, // 16: vitalproof.v1.LedgerService.GetConsistencyProof:input_type -> vitalproof.v1.GetConsistencyProofRequest
+	17, // 17: vitalproof.v1.LedgerService.ListCheckpoints:input_type -> vitalproof.v1.ListCheckpointsRequest
+	19, // 18: vitalproof.v1.LedgerService.GetPublishedCheckpoint:input_type -> vitalproof.v1.GetPublishedCheckpointRequest
+	21, // 19: vitalproof.v1.LedgerService.ListVerifyingKeys:input_type -> vitalproof.v1.ListVerifyingKeysRequest
+	23, // 20: vitalproof.v1.LedgerService.GetVerifyingKey:input_type -> vitalproof.v1.GetVerifyingKeyRequest
+	1,  // 21: vitalproof.v1.LedgerService.RegisterHospital:output_type -> vitalproof.v1.RegisterHospitalResponse
+	3,  // 22: vitalproof.v1.LedgerService.RegisterDevice:output_type -> vitalproof.v1.Device
+	3,  // 23: vitalproof.v1.LedgerService.GetDevice:output_type -> vitalproof.v1.Device
+	28, // 24: vitalproof.v1.LedgerService.ProposeManufacturer:output_type -> vitalproof.v1.ProposeManufacturerResponse
+	31, // 25: vitalproof.v1.LedgerService.ApproveManufacturer:output_type -> vitalproof.v1.Manufacturer
+	31, // 26: vitalproof.v1.LedgerService.GetManufacturer:output_type -> vitalproof.v1.Manufacturer
+	6,  // 27: vitalproof.v1.LedgerService.SubmitEntries:output_type -> vitalproof.v1.SubmitEntriesResponse
+	9,  // 28: vitalproof.v1.LedgerService.GetEntry:output_type -> vitalproof.v1.GetEntryResponse
+	26, // 29: vitalproof.v1.LedgerService.ListEntries:output_type -> vitalproof.v1.ListEntriesResponse
+	11, // 30: vitalproof.v1.LedgerService.GetInclusionProof:output_type -> vitalproof.v1.GetInclusionProofResponse
+	12, // 31: vitalproof.v1.LedgerService.GetReceipt:output_type -> vitalproof.v1.GetReceiptResponse
+	14, // 32: vitalproof.v1.LedgerService.GetCheckpoint:output_type -> vitalproof.v1.GetCheckpointResponse
+	16, // 33: vitalproof.v1.LedgerService.GetConsistencyProof:output_type -> vitalproof.v1.GetConsistencyProofResponse
+	18, // 34: vitalproof.v1.LedgerService.ListCheckpoints:output_type -> vitalproof.v1.ListCheckpointsResponse
+	20, // 35: vitalproof.v1.LedgerService.GetPublishedCheckpoint:output_type -> vitalproof.v1.PublishedCheckpoint
+	22, // 36: vitalproof.v1.LedgerService.ListVerifyingKeys:output_type -> vitalproof.v1.ListVerifyingKeysResponse
+	24, // 37: vitalproof.v1.LedgerService.GetVerifyingKey:output_type -> vitalproof.v1.VerifyingKey
+	21, // [21:38] is the sub-list for method output_type
+	4,  // [4:21] is the sub-list for method input_type
 	4,  // [4:4] is the sub-list for extension type_name
 	4,  // [4:4] is the sub-list for extension extendee
 	0,  // [0:4] is the sub-list for field type_name
@@ -1934,7 +2293,7 @@ func file_vitalproof_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vitalproof_v1_ledger_proto_rawDesc), len(file_vitalproof_v1_ledger_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,6 +22,9 @@ const (
 	LedgerService_RegisterHospital_FullMethodName       = "/vitalproof.v1.LedgerService/RegisterHospital"
 	LedgerService_RegisterDevice_FullMethodName         = "/vitalproof.v1.LedgerService/RegisterDevice"
 	LedgerService_GetDevice_FullMethodName              = "/vitalproof.v1.LedgerService/GetDevice"
+	LedgerService_ProposeManufacturer_FullMethodName    = "/vitalproof.v1.LedgerService/ProposeManufacturer"
+	LedgerService_ApproveManufacturer_FullMethodName    = "/vitalproof.v1.LedgerService/ApproveManufacturer"
+	LedgerService_GetManufacturer_FullMethodName        = "/vitalproof.v1.LedgerService/GetManufacturer"
 	LedgerService_SubmitEntries_FullMethodName          = "/vitalproof.v1.LedgerService/SubmitEntries"
 	LedgerService_GetEntry_FullMethodName               = "/vitalproof.v1.LedgerService/GetEntry"
 	LedgerService_ListEntries_FullMethodName            = "/vitalproof.v1.LedgerService/ListEntries"
@@ -69,6 +72,21 @@ type LedgerServiceClient interface {
 	// Returns a registered device. Role: admin or hospital. HTTP 404 if the
 	// device is not registered.
 	GetDevice(ctx context.Context, in *GetDeviceRequest, opts ...grpc.CallOption) (*Device, error)
+	// Proposes a manufacturer to the consortium and returns its API key,
+	// shown only this once; the key works once a quorum of member hospitals
+	// has admitted the manufacturer (ApproveManufacturer). Role: admin.
+	// HTTP 409 if the manufacturer is known.
+	ProposeManufacturer(ctx context.Context, in *ProposeManufacturerRequest, opts ...grpc.CallOption) (*ProposeManufacturerResponse, error)
+	// Records a member hospital's signed approval to admit or suspend a
+	// manufacturer and appends it to the log; the action takes effect once a
+	// quorum of hospitals approved it. Role: hospital (the approval must be
+	// signed with the key the hospital was admitted with). HTTP 409 if the
+	// hospital already approved, or the manufacturer is not in a state the
+	// action applies to.
+	ApproveManufacturer(ctx context.Context, in *ApproveManufacturerRequest, opts ...grpc.CallOption) (*Manufacturer, error)
+	// Returns a manufacturer, its status and the approvals recorded. Role:
+	// admin, hospital, or the manufacturer itself.
+	GetManufacturer(ctx context.Context, in *GetManufacturerRequest, opts ...grpc.CallOption) (*Manufacturer, error)
 	// Checks and appends signed entries, in order, and answers one result per
 	// entry: its index and receipt, or pending if it was not integrated in
 	// time, or the reason it was refused. The submitting hospital is the API
@@ -138,6 +156,36 @@ func (c *ledgerServiceClient) GetDevice(ctx context.Context, in *GetDeviceReques
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Device)
 	err := c.cc.Invoke(ctx, LedgerService_GetDevice_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) ProposeManufacturer(ctx context.Context, in *ProposeManufacturerRequest, opts ...grpc.CallOption) (*ProposeManufacturerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ProposeManufacturerResponse)
+	err := c.cc.Invoke(ctx, LedgerService_ProposeManufacturer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) ApproveManufacturer(ctx context.Context, in *ApproveManufacturerRequest, opts ...grpc.CallOption) (*Manufacturer, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Manufacturer)
+	err := c.cc.Invoke(ctx, LedgerService_ApproveManufacturer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) GetManufacturer(ctx context.Context, in *GetManufacturerRequest, opts ...grpc.CallOption) (*Manufacturer, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Manufacturer)
+	err := c.cc.Invoke(ctx, LedgerService_GetManufacturer_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -288,6 +336,21 @@ type LedgerServiceServer interface {
 	// Returns a registered device. Role: admin or hospital. HTTP 404 if the
 	// device is not registered.
 	GetDevice(context.Context, *GetDeviceRequest) (*Device, error)
+	// Proposes a manufacturer to the consortium and returns its API key,
+	// shown only this once; the key works once a quorum of member hospitals
+	// has admitted the manufacturer (ApproveManufacturer). Role: admin.
+	// HTTP 409 if the manufacturer is known.
+	ProposeManufacturer(context.Context, *ProposeManufacturerRequest) (*ProposeManufacturerResponse, error)
+	// Records a member hospital's signed approval to admit or suspend a
+	// manufacturer and appends it to the log; the action takes effect once a
+	// quorum of hospitals approved it. Role: hospital (the approval must be
+	// signed with the key the hospital was admitted with). HTTP 409 if the
+	// hospital already approved, or the manufacturer is not in a state the
+	// action applies to.
+	ApproveManufacturer(context.Context, *ApproveManufacturerRequest) (*Manufacturer, error)
+	// Returns a manufacturer, its status and the approvals recorded. Role:
+	// admin, hospital, or the manufacturer itself.
+	GetManufacturer(context.Context, *GetManufacturerRequest) (*Manufacturer, error)
 	// Checks and appends signed entries, in order, and answers one result per
 	// entry: its index and receipt, or pending if it was not integrated in
 	// time, or the reason it was refused. The submitting hospital is the API
@@ -341,6 +404,15 @@ func (UnimplementedLedgerServiceServer) RegisterDevice(context.Context, *Registe
 }
 func (UnimplementedLedgerServiceServer) GetDevice(context.Context, *GetDeviceRequest) (*Device, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetDevice not implemented")
+}
+func (UnimplementedLedgerServiceServer) ProposeManufacturer(context.Context, *ProposeManufacturerRequest) (*ProposeManufacturerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ProposeManufacturer not implemented")
+}
+func (UnimplementedLedgerServiceServer) ApproveManufacturer(context.Context, *ApproveManufacturerRequest) (*Manufacturer, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApproveManufacturer not implemented")
+}
+func (UnimplementedLedgerServiceServer) GetManufacturer(context.Context, *GetManufacturerRequest) (*Manufacturer, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetManufacturer not implemented")
 }
 func (UnimplementedLedgerServiceServer) SubmitEntries(context.Context, *SubmitEntriesRequest) (*SubmitEntriesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SubmitEntries not implemented")
@@ -446,6 +518,60 @@ func _LedgerService_GetDevice_Handler(srv interface{}, ctx context.Context, dec 
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(LedgerServiceServer).GetDevice(ctx, req.(*GetDeviceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_ProposeManufacturer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ProposeManufacturerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).ProposeManufacturer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_ProposeManufacturer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).ProposeManufacturer(ctx, req.(*ProposeManufacturerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_ApproveManufacturer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApproveManufacturerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).ApproveManufacturer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_ApproveManufacturer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).ApproveManufacturer(ctx, req.(*ApproveManufacturerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_GetManufacturer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetManufacturerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).GetManufacturer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_GetManufacturer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).GetManufacturer(ctx, req.(*GetManufacturerRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -666,6 +792,18 @@ var LedgerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetDevice",
 			Handler:    _LedgerService_GetDevice_Handler,
+		},
+		{
+			MethodName: "ProposeManufacturer",
+			Handler:    _LedgerService_ProposeManufacturer_Handler,
+		},
+		{
+			MethodName: "ApproveManufacturer",
+			Handler:    _LedgerService_ApproveManufacturer_Handler,
+		},
+		{
+			MethodName: "GetManufacturer",
+			Handler:    _LedgerService_GetManufacturer_Handler,
 		},
 		{
 			MethodName: "SubmitEntries",
