@@ -33,6 +33,7 @@ var methodAccess = map[string]access{
 	vitalproofv1.LedgerService_ProposeManufacturer_FullMethodName:    roles(provenance.RoleAdmin),
 	vitalproofv1.LedgerService_ApproveManufacturer_FullMethodName:    roles(provenance.RoleHospital),
 	vitalproofv1.LedgerService_GetManufacturer_FullMethodName:        roles(provenance.RoleAdmin, provenance.RoleHospital, provenance.RoleManufacturer),
+	vitalproofv1.LedgerService_SubmitRegistration_FullMethodName:     roles(provenance.RoleManufacturer),
 	vitalproofv1.LedgerService_SubmitEntries_FullMethodName:          roles(provenance.RoleHospital),
 	vitalproofv1.LedgerService_GetEntry_FullMethodName:               public,
 	vitalproofv1.LedgerService_ListEntries_FullMethodName:            public,

@@ -256,6 +256,10 @@ func (l *fakeLedger) Manufacturer(_ context.Context, id string) (provenance.Manu
 	return provenance.Manufacturer{ID: id, Status: provenance.ManufacturerAdmitted, Quorum: 2}, nil
 }
 
+func (l *fakeLedger) RegisterManufactured(_ context.Context, manufacturerID string, record []byte) (provenance.Device, error) {
+	return provenance.Device{}, &provenance.Error{Kind: provenance.KindPermission, Field: "manufacturer", Reason: "the manufacturer is proposed, not admitted by the consortium"}
+}
+
 type fakeGateway struct {
 	mu       sync.Mutex
 	batch    provenance.BatchSubmission

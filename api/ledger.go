@@ -21,6 +21,7 @@ type LedgerBackend interface {
 	ProposeManufacturer(ctx context.Context, m provenance.Manufacturer) (apiKey string, err error)
 	ApproveManufacturer(ctx context.Context, hospitalID, manufacturerID string, approval []byte) (provenance.Manufacturer, error)
 	Manufacturer(ctx context.Context, id string) (provenance.Manufacturer, error)
+	RegisterManufactured(ctx context.Context, manufacturerID string, record []byte) (provenance.Device, error)
 	SubmitEntries(ctx context.Context, hospitalID string, entries [][]byte) ([]provenance.SubmitResult, error)
 	Entry(ctx context.Context, index uint64) ([]byte, error)
 	Entries(ctx context.Context, start uint64, count int) ([][]byte, error)
@@ -144,6 +145,18 @@ func (s *ledgerServer) GetManufacturer(ctx context.Context, req *vitalproofv1.Ge
 		return nil, err
 	}
 	return manufacturerProto(m), nil
+}
+
+func (s *ledgerServer) SubmitRegistration(ctx context.Context, req *vitalproofv1.SubmitRegistrationRequest) (*vitalproofv1.Device, error) {
+	p, ok := PrincipalFrom(ctx)
+	if !ok {
+		return nil, &provenance.Error{Kind: provenance.KindInternal, Reason: "couldn't register: no authenticated manufacturer"}
+	}
+	d, err := s.b.RegisterManufactured(ctx, p.ID, []byte(req.GetRegistration()))
+	if err != nil {
+		return nil, err
+	}
+	return deviceProto(d), nil
 }
 
 func manufacturerProto(m provenance.Manufacturer) *vitalproofv1.Manufacturer {

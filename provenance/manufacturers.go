@@ -204,3 +204,55 @@ func (l *Ledger) admittedManufacturer(ctx context.Context, id string) (ed25519.P
 	}
 	return pub, nil
 }
+
+// RegisterManufactured registers a device from a registration record its
+// manufacturer signed (wearables.Registration, signed with the key the
+// manufacturer was admitted with) and appends the record to the log. The
+// manufacturer must be admitted and be the one the record names; the
+// hospital it names must be registered.
+func (l *Ledger) RegisterManufactured(ctx context.Context, manufacturerID string, record []byte) (Device, error) {
+	pub, err := l.admittedManufacturer(ctx, manufacturerID)
+	if err != nil {
+		return Device{}, err
+	}
+	v, err := wearables.DeviceVerifier(manufacturerID, pub)
+	if err != nil {
+		return Device{}, internal("build verifier", err)
+	}
+	rr, err := wearables.VerifyRegistration(record, v)
+	if err != nil {
+		return Device{}, invalid("registration", "%v", err)
+	}
+	r := rr.Registration
+	if r.Manufacturer != manufacturerID {
+		return Device{}, errorf(KindPermission, "registration.manufacturer", "names another manufacturer than the caller")
+	}
+	if d := time.Since(time.Unix(r.Registered, 0)); d > 24*time.Hour || d < -5*time.Minute {
+		return Device{}, invalid("registration.registered", "not within the last day")
+	}
+	err = inTx(ctx, l.cfg.DB, func(tx *sql.Tx) error {
+		var one int
+		err := tx.QueryRowContext(ctx, "SELECT 1 FROM hospitals WHERE id = ?", r.Hospital).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errorf(KindNotFound, "registration.hospital", "hospital is not registered")
+		}
+		if err != nil {
+			return internal("look up hospital", err)
+		}
+		_, err = tx.ExecContext(ctx, "INSERT INTO devices (id, manufacturer, udi, model, firmware, public_key, hospital, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+			r.DeviceID, r.Manufacturer, r.UDI, r.Model, r.Firmware, []byte(r.PublicKey), r.Hospital, DeviceActive)
+		if isDuplicate(err) {
+			return errorf(KindConflict, "registration.device", "device is already registered")
+		}
+		if err != nil {
+			return internal("register device", err)
+		}
+		return recordLeaf(ctx, tx, record, registrationChain(r.DeviceID), r.DeviceID, r.Hospital)
+	})
+	if err != nil {
+		return Device{}, err
+	}
+	l.appendRecord(ctx, record, "registration record of device "+r.DeviceID)
+	l.log.InfoContext(ctx, "manufacturer registered device", "device", r.DeviceID, "manufacturer", manufacturerID, "hospital", r.Hospital)
+	return l.Device(ctx, r.DeviceID)
+}

@@ -130,11 +130,13 @@ func cmdHospital(ctx context.Context, args []string) error {
 
 func cmdDevice(ctx context.Context, args []string) error {
 	if len(args) == 0 || args[0] != "register" {
-		return usageError{errors.New("usage: vitalproof device register --ledger URL --admin-key-file F --id ID --manufacturer M --udi UDI --model M --firmware V --vkey-file F --hospital ID")}
+		return usageError{errors.New("usage: vitalproof device register --ledger URL (--admin-key-file F | --api-key-file F --manufacturer-key F) --id ID --manufacturer M --udi UDI --model M --firmware V --vkey-file F --hospital ID")}
 	}
 	fs := newFlags("device register")
 	ledger := fs.String("ledger", "http://127.0.0.1:8080", "ledger REST base URL")
-	adminKey := fs.String("admin-key-file", "", "file holding the operator's API key")
+	adminKey := fs.String("admin-key-file", "", "file holding the operator's API key (the registry signs the record)")
+	apiKey := fs.String("api-key-file", "", "file holding the manufacturer's API key (with --manufacturer-key)")
+	manufacturerKey := fs.String("manufacturer-key", "", "the manufacturer's private key file: sign the registration record as the manufacturer")
 	id := fs.String("id", "", "device registry ID")
 	manufacturer := fs.String("manufacturer", "", "manufacturer ID")
 	udi := fs.String("udi", "", "GS1 UDI element string, e.g. (01)09506000134352(21)SN1")
@@ -142,8 +144,11 @@ func cmdDevice(ctx context.Context, args []string) error {
 	firmware := fs.String("firmware", "", "firmware version")
 	vkeyFile := fs.String("vkey-file", "", "the device's verifier key file")
 	hospital := fs.String("hospital", "", "hospital the device is assigned to")
-	if err := parse(fs, args[1:], "admin-key-file", "id", "manufacturer", "udi", "model", "firmware", "vkey-file", "hospital"); err != nil {
+	if err := parse(fs, args[1:], "id", "manufacturer", "udi", "model", "firmware", "vkey-file", "hospital"); err != nil {
 		return err
+	}
+	if (*adminKey == "") == (*manufacturerKey == "" || *apiKey == "") {
+		return usageError{errors.New("give --admin-key-file (the operator registers), or --api-key-file and --manufacturer-key (the manufacturer registers)")}
 	}
 	keyName, pub, err := publicKeyFile(*vkeyFile)
 	if err != nil {
@@ -151,6 +156,34 @@ func cmdDevice(ctx context.Context, args []string) error {
 	}
 	if keyName != *id {
 		return fmt.Errorf("the key in %s is named %q, not %q", *vkeyFile, keyName, *id)
+	}
+	if *manufacturerKey != "" {
+		skey, err := readTrimmed(*manufacturerKey)
+		if err != nil {
+			return fmt.Errorf("couldn't read manufacturer key: %w", err)
+		}
+		signer, err := note.NewSigner(skey)
+		if err != nil {
+			return fmt.Errorf("%s: not a signing key: %w", *manufacturerKey, err)
+		}
+		reg, err := wearables.NewRegistration(*id, *manufacturer, *udi, *model, *firmware, pub, *hospital, time.Now())
+		if err != nil {
+			return usageError{err}
+		}
+		record, err := reg.Sign(signer)
+		if err != nil {
+			return err
+		}
+		c, err := newClient(*ledger, *apiKey)
+		if err != nil {
+			return err
+		}
+		var d v1.Device
+		if err := c.call(ctx, http.MethodPost, "/api/v1/log/registrations", &v1.SubmitRegistrationRequest{Registration: string(record)}, &d); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "manufacturer %s registered device %s (%s) for hospital %s\n", *manufacturer, d.DeviceId, d.Udi, *hospital)
+		return nil
 	}
 	c, err := newClient(*ledger, *adminKey)
 	if err != nil {

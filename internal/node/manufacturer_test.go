@@ -49,7 +49,8 @@ func TestManufacturerAdmission(t *testing.T) {
 	h2, k2 := e.registerHospital("hospital-two")
 	h3, k3 := e.registerHospital("hospital-three")
 
-	_, mvkey, _ := note.GenerateKey(rand.Reader, "acme-devices")
+	mskey, mvkey, _ := note.GenerateKey(rand.Reader, "acme-devices")
+	msigner, _ := note.NewSigner(mskey)
 	_, mpub, _ := wearables.ParseVerifierKey(mvkey)
 	prop, err := e.ledger.ProposeManufacturer(e.as(ctx, e.adminKey), &v1.ProposeManufacturerRequest{ManufacturerId: "acme-devices", Name: "ACME Devices", PublicKey: mpub})
 	if err != nil {
@@ -140,6 +141,41 @@ func TestManufacturerAdmission(t *testing.T) {
 		t.Errorf("a manufacturer reading another = %v; want NotFound", err)
 	}
 
+	// The admitted manufacturer registers a device with a record it signs.
+	register := func(signer note.Signer, maker, device string) (*v1.Device, error) {
+		_, dvkey, _ := note.GenerateKey(rand.Reader, device)
+		_, dpub, _ := wearables.ParseVerifierKey(dvkey)
+		reg, err := wearables.NewRegistration(device, maker, testUDI, "Patch", "3.1.0", dpub, testHospital, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := reg.Sign(signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e.ledger.SubmitRegistration(e.as(ctx, prop.ApiKey), &v1.SubmitRegistrationRequest{Registration: string(rec)})
+	}
+	d, err := register(msigner, "acme-devices", "acme-patch-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wearables.VerifyRegistration(d.Registration, mustVerifier(t, mvkey)); err != nil || d.RegistrationIndex == nil {
+		t.Errorf("registration record %q (index %v) does not verify with the manufacturer's key: %v", d.Registration, d.RegistrationIndex, err)
+	}
+	impostorKey, _, _ := note.GenerateKey(rand.Reader, "acme-devices")
+	impostor, _ := note.NewSigner(impostorKey)
+	if _, err := register(impostor, "acme-devices", "acme-patch-2"); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a record signed by another key = %v; want InvalidArgument", err)
+	}
+	otherKey, _, _ := note.GenerateKey(rand.Reader, "other-maker")
+	other, _ := note.NewSigner(otherKey)
+	if _, err := register(other, "other-maker", "acme-patch-3"); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a record of another manufacturer = %v; want refused", err)
+	}
+	if _, err := register(msigner, "acme-devices", "acme-patch-1"); status.Code(err) != codes.AlreadyExists {
+		t.Errorf("registering twice = %v; want a conflict", err)
+	}
+
 	// Suspension takes a quorum too.
 	if m, err = approve(k3, vote(h3, provenance.ActionSuspend, mpub, time.Now())); err != nil || m.Status != "admitted" {
 		t.Fatalf("one suspension vote: %v, %v; want still admitted", m, err)
@@ -147,6 +183,18 @@ func TestManufacturerAdmission(t *testing.T) {
 	if m, err = approve(k1, vote(h1, provenance.ActionSuspend, mpub, time.Now())); err != nil || m.Status != "suspended" {
 		t.Fatalf("two suspension votes: %v, %v; want suspended", m, err)
 	}
+	if _, err := register(msigner, "acme-devices", "acme-patch-4"); status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "suspended") {
+		t.Errorf("a suspended manufacturer registering = %v; want PermissionDenied naming the suspension", err)
+	}
+}
+
+func mustVerifier(t *testing.T, vkey string) note.Verifier {
+	t.Helper()
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 func mustVkey(t *testing.T, name string) string {

@@ -2021,6 +2021,53 @@ func (x *Manufacturer) GetQuorum() uint32 {
 	return 0
 }
 
+// SubmitRegistrationRequest carries a manufacturer-signed registration.
+type SubmitRegistrationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required. The registration record: a signed note in format
+	// vitalproof/device/v1, signed by the manufacturer's key.
+	Registration  string `protobuf:"bytes,1,opt,name=registration,proto3" json:"registration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitRegistrationRequest) Reset() {
+	*x = SubmitRegistrationRequest{}
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitRegistrationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitRegistrationRequest) ProtoMessage() {}
+
+func (x *SubmitRegistrationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitRegistrationRequest.ProtoReflect.Descriptor instead.
+func (*SubmitRegistrationRequest) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *SubmitRegistrationRequest) GetRegistration() string {
+	if x != nil {
+		return x.Registration
+	}
+	return ""
+}
+
 var File_vitalproof_v1_ledger_proto protoreflect.FileDescriptor
 
 const file_vitalproof_v1_ledger_proto_rawDesc = "" +
@@ -2164,14 +2211,17 @@ const file_vitalproof_v1_ledger_proto_rawDesc = "" +
 	"\vadmitted_by\x18\x05 \x03(\tR\n" +
 	"admittedBy\x12!\n" +
 	"\fsuspended_by\x18\x06 \x03(\tR\vsuspendedBy\x12\x16\n" +
-	"\x06quorum\x18\a \x01(\rR\x06quorum2\xbd\f\n" +
+	"\x06quorum\x18\a \x01(\rR\x06quorum\"?\n" +
+	"\x19SubmitRegistrationRequest\x12\"\n" +
+	"\fregistration\x18\x01 \x01(\tR\fregistration2\x94\r\n" +
 	"\rLedgerService\x12c\n" +
 	"\x10RegisterHospital\x12&.vitalproof.v1.RegisterHospitalRequest\x1a'.vitalproof.v1.RegisterHospitalResponse\x12M\n" +
 	"\x0eRegisterDevice\x12$.vitalproof.v1.RegisterDeviceRequest\x1a\x15.vitalproof.v1.Device\x12C\n" +
 	"\tGetDevice\x12\x1f.vitalproof.v1.GetDeviceRequest\x1a\x15.vitalproof.v1.Device\x12l\n" +
 	"\x13ProposeManufacturer\x12).vitalproof.v1.ProposeManufacturerRequest\x1a*.vitalproof.v1.ProposeManufacturerResponse\x12]\n" +
 	"\x13ApproveManufacturer\x12).vitalproof.v1.ApproveManufacturerRequest\x1a\x1b.vitalproof.v1.Manufacturer\x12U\n" +
-	"\x0fGetManufacturer\x12%.vitalproof.v1.GetManufacturerRequest\x1a\x1b.vitalproof.v1.Manufacturer\x12Z\n" +
+	"\x0fGetManufacturer\x12%.vitalproof.v1.GetManufacturerRequest\x1a\x1b.vitalproof.v1.Manufacturer\x12U\n" +
+	"\x12SubmitRegistration\x12(.vitalproof.v1.SubmitRegistrationRequest\x1a\x15.vitalproof.v1.Device\x12Z\n" +
 	"\rSubmitEntries\x12#.vitalproof.v1.SubmitEntriesRequest\x1a$.vitalproof.v1.SubmitEntriesResponse\x12K\n" +
 	"\bGetEntry\x12\x1e.vitalproof.v1.GetEntryRequest\x1a\x1f.vitalproof.v1.GetEntryResponse\x12T\n" +
 	"\vListEntries\x12!.vitalproof.v1.ListEntriesRequest\x1a\".vitalproof.v1.ListEntriesResponse\x12f\n" +
@@ -2197,7 +2247,7 @@ func file_vitalproof_v1_ledger_proto_rawDescGZIP() []byte {
 	return file_vitalproof_v1_ledger_proto_rawDescData
 }
 
-var file_vitalproof_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_vitalproof_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_vitalproof_v1_ledger_proto_goTypes = []any{
 	(*RegisterHospitalRequest)(nil),       // 0: vitalproof.v1.RegisterHospitalRequest
 	(*RegisterHospitalResponse)(nil),      // 1: vitalproof.v1.RegisterHospitalResponse
@@ -2231,12 +2281,13 @@ var file_vitalproof_v1_ledger_proto_goTypes = []any{
 	(*ApproveManufacturerRequest)(nil),    // 29: vitalproof.v1.ApproveManufacturerRequest
 	(*GetManufacturerRequest)(nil),        // 30: vitalproof.v1.GetManufacturerRequest
 	(*Manufacturer)(nil),                  // 31: vitalproof.v1.Manufacturer
-	(*EntryError)(nil),                    // 32: vitalproof.v1.EntryError
-	(*GetReceiptRequest)(nil),             // 33: vitalproof.v1.GetReceiptRequest
+	(*SubmitRegistrationRequest)(nil),     // 32: vitalproof.v1.SubmitRegistrationRequest
+	(*EntryError)(nil),                    // 33: vitalproof.v1.EntryError
+	(*GetReceiptRequest)(nil),             // 34: vitalproof.v1.GetReceiptRequest
 }
 var file_vitalproof_v1_ledger_proto_depIdxs = []int32{
 	7,  // 0: vitalproof.v1.SubmitEntriesResponse.results:type_name -> vitalproof.v1.EntryResult
-	32, // 1: vitalproof.v1.EntryResult.error:type_name -> vitalproof.v1.EntryError
+	33, // 1: vitalproof.v1.EntryResult.error:type_name -> vitalproof.v1.EntryError
 	20, // 2: vitalproof.v1.ListCheckpointsResponse.checkpoints:type_name -> vitalproof.v1.PublishedCheckpoint
 	24, // 3: vitalproof.v1.ListVerifyingKeysResponse.keys:type_name -> vitalproof.v1.VerifyingKey
 	0,  // 4: vitalproof.v1.LedgerService.RegisterHospital:input_type -> vitalproof.v1.RegisterHospitalRequest
@@ -2245,36 +2296,38 @@ var file_vitalproof_v1_ledger_proto_depIdxs = []int32{
 	27, // 7: vitalproof.v1.LedgerService.ProposeManufacturer:input_type -> vitalproof.v1.ProposeManufacturerRequest
 	29, // 8: vitalproof.v1.LedgerService.ApproveManufacturer:input_type -> vitalproof.v1.ApproveManufacturerRequest
 	30, // 9: vitalproof.v1.LedgerService.GetManufacturer:input_type -> vitalproof.v1.GetManufacturerRequest
-	5,  // 10: vitalproof.v1.LedgerService.SubmitEntries:input_type -> vitalproof.v1.SubmitEntriesRequest
-	8,  // 11: vitalproof.v1.LedgerService.GetEntry:input_type -> vitalproof.v1.GetEntryRequest
-	25, // 12: vitalproof.v1.LedgerService.ListEntries:input_type -> vitalproof.v1.ListEntriesRequest
-	10, // 13: vitalproof.v1.LedgerService.GetInclusionProof:input_type -> vitalproof.v1.GetInclusionProofRequest
-	33, // 14: vitalproof.v1.LedgerService.GetReceipt:input_type -> vitalproof.v1.GetReceiptRequest
-	13, // 15: vitalproof.v1.LedgerService.GetCheckpoint:input_type -> vitalproof.v1.GetCheckpointRequest
-	15, // 16: vitalproof.v1.LedgerService.GetConsistencyProof:input_type -> vitalproof.v1.GetConsistencyProofRequest
-	17, // 17: vitalproof.v1.LedgerService.ListCheckpoints:input_type -> vitalproof.v1.ListCheckpointsRequest
-	19, // 18: vitalproof.v1.LedgerService.GetPublishedCheckpoint:input_type -> vitalproof.v1.GetPublishedCheckpointRequest
-	21, // 19: vitalproof.v1.LedgerService.ListVerifyingKeys:input_type -> vitalproof.v1.ListVerifyingKeysRequest
-	23, // 20: vitalproof.v1.LedgerService.GetVerifyingKey:input_type -> vitalproof.v1.GetVerifyingKeyRequest
-	1,  // 21: vitalproof.v1.LedgerService.RegisterHospital:output_type -> vitalproof.v1.RegisterHospitalResponse
-	3,  // 22: vitalproof.v1.LedgerService.RegisterDevice:output_type -> vitalproof.v1.Device
-	3,  // 23: vitalproof.v1.LedgerService.GetDevice:output_type -> vitalproof.v1.Device
-	28, // 24: vitalproof.v1.LedgerService.ProposeManufacturer:output_type -> vitalproof.v1.ProposeManufacturerResponse
-	31, // 25: vitalproof.v1.LedgerService.ApproveManufacturer:output_type -> vitalproof.v1.Manufacturer
-	31, // 26: vitalproof.v1.LedgerService.GetManufacturer:output_type -> vitalproof.v1.Manufacturer
-	6,  // 27: vitalproof.v1.LedgerService.SubmitEntries:output_type -> vitalproof.v1.SubmitEntriesResponse
-	9,  // 28: vitalproof.v1.LedgerService.GetEntry:output_type -> vitalproof.v1.GetEntryResponse
-	26, // 29: vitalproof.v1.LedgerService.ListEntries:output_type -> vitalproof.v1.ListEntriesResponse
-	11, // 30: vitalproof.v1.LedgerService.GetInclusionProof:output_type -> vitalproof.v1.GetInclusionProofResponse
-	12, // 31: vitalproof.v1.LedgerService.GetReceipt:output_type -> vitalproof.v1.GetReceiptResponse
-	14, // 32: vitalproof.v1.LedgerService.GetCheckpoint:output_type -> vitalproof.v1.GetCheckpointResponse
-	16, // 33: vitalproof.v1.LedgerService.GetConsistencyProof:output_type -> vitalproof.v1.GetConsistencyProofResponse
-	18, // 34: vitalproof.v1.LedgerService.ListCheckpoints:output_type -> vitalproof.v1.ListCheckpointsResponse
-	20, // 35: vitalproof.v1.LedgerService.GetPublishedCheckpoint:output_type -> vitalproof.v1.PublishedCheckpoint
-	22, // 36: vitalproof.v1.LedgerService.ListVerifyingKeys:output_type -> vitalproof.v1.ListVerifyingKeysResponse
-	24, // 37: vitalproof.v1.LedgerService.GetVerifyingKey:output_type -> vitalproof.v1.VerifyingKey
-	21, // [21:38] is the sub-list for method output_type
-	4,  // [4:21] is the sub-list for method input_type
+	32, // 10: vitalproof.v1.LedgerService.SubmitRegistration:input_type -> vitalproof.v1.SubmitRegistrationRequest
+	5,  // 11: vitalproof.v1.LedgerService.SubmitEntries:input_type -> vitalproof.v1.SubmitEntriesRequest
+	8,  // 12: vitalproof.v1.LedgerService.GetEntry:input_type -> vitalproof.v1.GetEntryRequest
+	25, // 13: vitalproof.v1.LedgerService.ListEntries:input_type -> vitalproof.v1.ListEntriesRequest
+	10, // 14: vitalproof.v1.LedgerService.GetInclusionProof:input_type -> vitalproof.v1.GetInclusionProofRequest
+	34, // 15: vitalproof.v1.LedgerService.GetReceipt:input_type -> vitalproof.v1.GetReceiptRequest
+	13, // 16: vitalproof.v1.LedgerService.GetCheckpoint:input_type -> vitalproof.v1.GetCheckpointRequest
+	15, // 17: vitalproof.v1.LedgerService.GetConsistencyProof:input_type -> vitalproof.v1.GetConsistencyProofRequest
+	17, // 18: vitalproof.v1.LedgerService.ListCheckpoints:input_type -> vitalproof.v1.ListCheckpointsRequest
+	19, // 19: vitalproof.v1.LedgerService.GetPublishedCheckpoint:input_type -> vitalproof.v1.GetPublishedCheckpointRequest
+	21, // 20: vitalproof.v1.LedgerService.ListVerifyingKeys:input_type -> vitalproof.v1.ListVerifyingKeysRequest
+	23, // 21: vitalproof.v1.LedgerService.GetVerifyingKey:input_type -> vitalproof.v1.GetVerifyingKeyRequest
+	1,  // 22: vitalproof.v1.LedgerService.RegisterHospital:output_type -> vitalproof.v1.RegisterHospitalResponse
+	3,  // 23: vitalproof.v1.LedgerService.RegisterDevice:output_type -> vitalproof.v1.Device
+	3,  // 24: vitalproof.v1.LedgerService.GetDevice:output_type -> vitalproof.v1.Device
+	28, // 25: vitalproof.v1.LedgerService.ProposeManufacturer:output_type -> vitalproof.v1.ProposeManufacturerResponse
+	31, // 26: vitalproof.v1.LedgerService.ApproveManufacturer:output_type -> vitalproof.v1.Manufacturer
+	31, // 27: vitalproof.v1.LedgerService.GetManufacturer:output_type -> vitalproof.v1.Manufacturer
+	3,  // 28: vitalproof.v1.LedgerService.SubmitRegistration:output_type -> vitalproof.v1.Device
+	6,  // 29: vitalproof.v1.LedgerService.SubmitEntries:output_type -> vitalproof.v1.SubmitEntriesResponse
+	9,  // 30: vitalproof.v1.LedgerService.GetEntry:output_type -> vitalproof.v1.GetEntryResponse
+	26, // 31: vitalproof.v1.LedgerService.ListEntries:output_type -> vitalproof.v1.ListEntriesResponse
+	11, // 32: vitalproof.v1.LedgerService.GetInclusionProof:output_type -> vitalproof.v1.GetInclusionProofResponse
+	12, // 33: vitalproof.v1.LedgerService.GetReceipt:output_type -> vitalproof.v1.GetReceiptResponse
+	14, // 34: vitalproof.v1.LedgerService.GetCheckpoint:output_type -> vitalproof.v1.GetCheckpointResponse
+	16, // 35: vitalproof.v1.LedgerService.GetConsistencyProof:output_type -> vitalproof.v1.GetConsistencyProofResponse
+	18, // 36: vitalproof.v1.LedgerService.ListCheckpoints:output_type -> vitalproof.v1.ListCheckpointsResponse
+	20, // 37: vitalproof.v1.LedgerService.GetPublishedCheckpoint:output_type -> vitalproof.v1.PublishedCheckpoint
+	22, // 38: vitalproof.v1.LedgerService.ListVerifyingKeys:output_type -> vitalproof.v1.ListVerifyingKeysResponse
+	24, // 39: vitalproof.v1.LedgerService.GetVerifyingKey:output_type -> vitalproof.v1.VerifyingKey
+	22, // [22:40] is the sub-list for method output_type
+	4,  // [4:22] is the sub-list for method input_type
 	4,  // [4:4] is the sub-list for extension type_name
 	4,  // [4:4] is the sub-list for extension extendee
 	0,  // [0:4] is the sub-list for field type_name
@@ -2293,7 +2346,7 @@ func file_vitalproof_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vitalproof_v1_ledger_proto_rawDesc), len(file_vitalproof_v1_ledger_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   32,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

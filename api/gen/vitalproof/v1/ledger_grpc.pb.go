@@ -25,6 +25,7 @@ const (
 	LedgerService_ProposeManufacturer_FullMethodName    = "/vitalproof.v1.LedgerService/ProposeManufacturer"
 	LedgerService_ApproveManufacturer_FullMethodName    = "/vitalproof.v1.LedgerService/ApproveManufacturer"
 	LedgerService_GetManufacturer_FullMethodName        = "/vitalproof.v1.LedgerService/GetManufacturer"
+	LedgerService_SubmitRegistration_FullMethodName     = "/vitalproof.v1.LedgerService/SubmitRegistration"
 	LedgerService_SubmitEntries_FullMethodName          = "/vitalproof.v1.LedgerService/SubmitEntries"
 	LedgerService_GetEntry_FullMethodName               = "/vitalproof.v1.LedgerService/GetEntry"
 	LedgerService_ListEntries_FullMethodName            = "/vitalproof.v1.LedgerService/ListEntries"
@@ -87,6 +88,11 @@ type LedgerServiceClient interface {
 	// Returns a manufacturer, its status and the approvals recorded. Role:
 	// admin, hospital, or the manufacturer itself.
 	GetManufacturer(ctx context.Context, in *GetManufacturerRequest, opts ...grpc.CallOption) (*Manufacturer, error)
+	// Registers a device from a registration record (format
+	// vitalproof/device/v1) signed by its manufacturer, and appends the
+	// record to the log. Role: manufacturer, admitted, and named by the
+	// record. HTTP 409 if the device is registered.
+	SubmitRegistration(ctx context.Context, in *SubmitRegistrationRequest, opts ...grpc.CallOption) (*Device, error)
 	// Checks and appends signed entries, in order, and answers one result per
 	// entry: its index and receipt, or pending if it was not integrated in
 	// time, or the reason it was refused. The submitting hospital is the API
@@ -186,6 +192,16 @@ func (c *ledgerServiceClient) GetManufacturer(ctx context.Context, in *GetManufa
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Manufacturer)
 	err := c.cc.Invoke(ctx, LedgerService_GetManufacturer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) SubmitRegistration(ctx context.Context, in *SubmitRegistrationRequest, opts ...grpc.CallOption) (*Device, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Device)
+	err := c.cc.Invoke(ctx, LedgerService_SubmitRegistration_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -351,6 +367,11 @@ type LedgerServiceServer interface {
 	// Returns a manufacturer, its status and the approvals recorded. Role:
 	// admin, hospital, or the manufacturer itself.
 	GetManufacturer(context.Context, *GetManufacturerRequest) (*Manufacturer, error)
+	// Registers a device from a registration record (format
+	// vitalproof/device/v1) signed by its manufacturer, and appends the
+	// record to the log. Role: manufacturer, admitted, and named by the
+	// record. HTTP 409 if the device is registered.
+	SubmitRegistration(context.Context, *SubmitRegistrationRequest) (*Device, error)
 	// Checks and appends signed entries, in order, and answers one result per
 	// entry: its index and receipt, or pending if it was not integrated in
 	// time, or the reason it was refused. The submitting hospital is the API
@@ -413,6 +434,9 @@ func (UnimplementedLedgerServiceServer) ApproveManufacturer(context.Context, *Ap
 }
 func (UnimplementedLedgerServiceServer) GetManufacturer(context.Context, *GetManufacturerRequest) (*Manufacturer, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetManufacturer not implemented")
+}
+func (UnimplementedLedgerServiceServer) SubmitRegistration(context.Context, *SubmitRegistrationRequest) (*Device, error) {
+	return nil, status.Error(codes.Unimplemented, "method SubmitRegistration not implemented")
 }
 func (UnimplementedLedgerServiceServer) SubmitEntries(context.Context, *SubmitEntriesRequest) (*SubmitEntriesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SubmitEntries not implemented")
@@ -572,6 +596,24 @@ func _LedgerService_GetManufacturer_Handler(srv interface{}, ctx context.Context
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(LedgerServiceServer).GetManufacturer(ctx, req.(*GetManufacturerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_SubmitRegistration_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SubmitRegistrationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).SubmitRegistration(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_SubmitRegistration_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).SubmitRegistration(ctx, req.(*SubmitRegistrationRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -804,6 +846,10 @@ var LedgerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetManufacturer",
 			Handler:    _LedgerService_GetManufacturer_Handler,
+		},
+		{
+			MethodName: "SubmitRegistration",
+			Handler:    _LedgerService_SubmitRegistration_Handler,
 		},
 		{
 			MethodName: "SubmitEntries",
