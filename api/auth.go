@@ -29,7 +29,9 @@ func roles(r ...provenance.Role) access { return access{roles: r} }
 var methodAccess = map[string]access{
 	vitalproofv1.LedgerService_RegisterHospital_FullMethodName:       roles(provenance.RoleAdmin),
 	vitalproofv1.LedgerService_RegisterDevice_FullMethodName:         roles(provenance.RoleAdmin),
-	vitalproofv1.LedgerService_GetDevice_FullMethodName:              roles(provenance.RoleAdmin, provenance.RoleHospital),
+	vitalproofv1.LedgerService_GetDevice_FullMethodName:              roles(provenance.RoleAdmin, provenance.RoleHospital, provenance.RoleManufacturer),
+	vitalproofv1.LedgerService_GetDeviceHistory_FullMethodName:       roles(provenance.RoleAdmin, provenance.RoleHospital, provenance.RoleManufacturer),
+	vitalproofv1.LedgerService_CheckIndex_FullMethodName:             roles(provenance.RoleAdmin),
 	vitalproofv1.LedgerService_ProposeManufacturer_FullMethodName:    roles(provenance.RoleAdmin),
 	vitalproofv1.LedgerService_ApproveManufacturer_FullMethodName:    roles(provenance.RoleHospital),
 	vitalproofv1.LedgerService_GetManufacturer_FullMethodName:        roles(provenance.RoleAdmin, provenance.RoleHospital, provenance.RoleManufacturer),

@@ -260,6 +260,19 @@ func (l *fakeLedger) RegisterManufactured(_ context.Context, manufacturerID stri
 	return provenance.Device{}, &provenance.Error{Kind: provenance.KindPermission, Field: "manufacturer", Reason: "the manufacturer is proposed, not admitted by the consortium"}
 }
 
+func (l *fakeLedger) DeviceHistory(_ context.Context, p provenance.Principal, deviceID string, oldestFirst bool, pageSize int, after uint64) (*provenance.History, error) {
+	d, err := l.Device(context.Background(), deviceID)
+	if err != nil || !provenance.CanSee(p, d) {
+		return nil, &provenance.Error{Kind: provenance.KindNotFound, Field: "device_id", Reason: "device is not registered"}
+	}
+	return &provenance.History{DeviceID: deviceID, Checkpoint: []byte(testCheckpoint), TreeSize: 3,
+		Items: []provenance.HistoryItem{{Index: 2, Kind: "entry", Leaf: []byte("leaf"), Proof: [][32]byte{{4}}}}, Next: 2, More: true}, nil
+}
+
+func (l *fakeLedger) CheckIndex(context.Context, bool) (*provenance.IndexReport, error) {
+	return &provenance.IndexReport{Leaves: 3, Extra: []uint64{7}}, nil
+}
+
 type fakeGateway struct {
 	mu       sync.Mutex
 	batch    provenance.BatchSubmission

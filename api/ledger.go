@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"crypto/ed25519"
+	"strconv"
 	"time"
 
 	vitalproofv1 "github.com/vitalproof/vitalproof/api/gen/vitalproof/v1"
@@ -22,6 +23,8 @@ type LedgerBackend interface {
 	ApproveManufacturer(ctx context.Context, hospitalID, manufacturerID string, approval []byte) (provenance.Manufacturer, error)
 	Manufacturer(ctx context.Context, id string) (provenance.Manufacturer, error)
 	RegisterManufactured(ctx context.Context, manufacturerID string, record []byte) (provenance.Device, error)
+	DeviceHistory(ctx context.Context, p provenance.Principal, deviceID string, oldestFirst bool, pageSize int, after uint64) (*provenance.History, error)
+	CheckIndex(ctx context.Context, repair bool) (*provenance.IndexReport, error)
 	SubmitEntries(ctx context.Context, hospitalID string, entries [][]byte) ([]provenance.SubmitResult, error)
 	Entry(ctx context.Context, index uint64) ([]byte, error)
 	Entries(ctx context.Context, start uint64, count int) ([][]byte, error)
@@ -89,7 +92,59 @@ func (s *ledgerServer) GetDevice(ctx context.Context, req *vitalproofv1.GetDevic
 	if err != nil {
 		return nil, err
 	}
+	if p, _ := PrincipalFrom(ctx); !provenance.CanSee(p, d) {
+		return nil, &provenance.Error{Kind: provenance.KindNotFound, Field: "device_id", Reason: "device is not registered"}
+	}
 	return deviceProto(d), nil
+}
+
+func (s *ledgerServer) GetDeviceHistory(ctx context.Context, req *vitalproofv1.GetDeviceHistoryRequest) (*vitalproofv1.DeviceHistory, error) {
+	p, _ := PrincipalFrom(ctx)
+	var oldest bool
+	switch req.GetOrder() {
+	case "", "newest":
+	case "oldest":
+		oldest = true
+	default:
+		return nil, &provenance.Error{Kind: provenance.KindInvalid, Field: "order", Reason: "must be newest or oldest"}
+	}
+	var after uint64
+	if t := req.GetPageToken(); t != "" {
+		var err error
+		if after, err = strconv.ParseUint(t, 10, 64); err != nil || after == 0 {
+			return nil, &provenance.Error{Kind: provenance.KindInvalid, Field: "page_token", Reason: "not a page token of this history"}
+		}
+	}
+	h, err := s.b.DeviceHistory(ctx, p, req.GetDeviceId(), oldest, int(req.GetPageSize()), after)
+	if err != nil {
+		return nil, err
+	}
+	resp := &vitalproofv1.DeviceHistory{DeviceId: h.DeviceID, Checkpoint: string(h.Checkpoint), TreeSize: h.TreeSize}
+	for _, it := range h.Items {
+		resp.Items = append(resp.Items, &vitalproofv1.HistoryItem{Index: it.Index, Kind: it.Kind, Leaf: it.Leaf, Inclusion: hashesProto(it.Proof)})
+	}
+	if h.More {
+		resp.NextPageToken = strconv.FormatUint(h.Next, 10)
+	}
+	return resp, nil
+}
+
+func (s *ledgerServer) CheckIndex(ctx context.Context, req *vitalproofv1.CheckIndexRequest) (*vitalproofv1.IndexReport, error) {
+	r, err := s.b.CheckIndex(ctx, req.GetRepair())
+	if err != nil {
+		return nil, err
+	}
+	leaf := func(l provenance.IndexedLeaf) *vitalproofv1.IndexedLeaf {
+		return &vitalproofv1.IndexedLeaf{Index: l.Index, Kind: l.Kind, DeviceId: l.Device, Manufacturer: l.Manufacturer}
+	}
+	resp := &vitalproofv1.IndexReport{Leaves: r.Leaves, Extra: r.Extra, Repaired: r.Repaired}
+	for _, l := range r.Missing {
+		resp.Missing = append(resp.Missing, leaf(l))
+	}
+	for _, l := range r.Wrong {
+		resp.Wrong = append(resp.Wrong, leaf(l))
+	}
+	return resp, nil
 }
 
 func deviceProto(d provenance.Device) *vitalproofv1.Device {

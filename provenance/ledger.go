@@ -919,14 +919,17 @@ func (l *Ledger) ConsistencyProof(ctx context.Context, from, to uint64) ([][32]b
 
 // Run queues again, every ReconcileInterval, accepted entries that are not
 // yet integrated (after a crash between recording and queueing, or a
-// failed queue), and records the indices of those that are. It returns
-// when ctx is done.
+// failed queue), records the indices of those that are, and indexes the
+// leaves integrated since (see IndexLog). It returns when ctx is done.
 func (l *Ledger) Run(ctx context.Context) error {
 	t := time.NewTicker(l.cfg.ReconcileInterval)
 	defer t.Stop()
 	for {
 		if err := l.Reconcile(ctx); err != nil && ctx.Err() == nil {
 			l.log.WarnContext(ctx, "couldn't reconcile entries with the log", "err", err)
+		}
+		if _, err := l.IndexLog(ctx); err != nil && ctx.Err() == nil {
+			l.log.WarnContext(ctx, "couldn't index the log", "err", err)
 		}
 		select {
 		case <-ctx.Done():

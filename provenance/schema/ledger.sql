@@ -84,3 +84,17 @@ CREATE TABLE IF NOT EXISTS manufacturer_approvals (
   created_at   TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
   PRIMARY KEY (manufacturer, action, hospital)
 ) ENGINE=InnoDB;
+
+-- The leaf index: for every leaf of the log, its kind and the device and
+-- manufacturer it concerns. Built from the log itself in index order (a
+-- missing row at the end is simply indexed next), and checked against the
+-- log by rebuilding it from leaf 0 (vitalproof index check).
+CREATE TABLE IF NOT EXISTS leaf_index (
+  leaf_index    BIGINT UNSIGNED NOT NULL,
+  kind          VARCHAR(16)  NOT NULL,
+  device_id     VARCHAR(64)  NULL,
+  manufacturer  VARCHAR(64)  NULL,
+  PRIMARY KEY (leaf_index),
+  KEY (device_id, leaf_index),
+  KEY (manufacturer, leaf_index)
+) ENGINE=InnoDB;

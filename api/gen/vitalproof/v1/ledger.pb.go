@@ -2068,6 +2068,431 @@ func (x *SubmitRegistrationRequest) GetRegistration() string {
 	return ""
 }
 
+// GetDeviceHistoryRequest asks for a page of a device's history.
+type GetDeviceHistoryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required. The device's ID.
+	DeviceId string `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// "newest" (the default) or "oldest" first.
+	Order string `protobuf:"bytes,2,opt,name=order,proto3" json:"order,omitempty"`
+	// Leaves per page: 0 means 50; at most 500.
+	PageSize uint32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the page before; empty for the first page.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeviceHistoryRequest) Reset() {
+	*x = GetDeviceHistoryRequest{}
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeviceHistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeviceHistoryRequest) ProtoMessage() {}
+
+func (x *GetDeviceHistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeviceHistoryRequest.ProtoReflect.Descriptor instead.
+func (*GetDeviceHistoryRequest) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *GetDeviceHistoryRequest) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *GetDeviceHistoryRequest) GetOrder() string {
+	if x != nil {
+		return x.Order
+	}
+	return ""
+}
+
+func (x *GetDeviceHistoryRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *GetDeviceHistoryRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// DeviceHistory is a page of a device's history.
+type DeviceHistory struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The device's ID.
+	DeviceId string `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// The published checkpoint (C2SP tlog-checkpoint, cosigned) every proof
+	// is against, and its tree size.
+	Checkpoint string `protobuf:"bytes,2,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	TreeSize   uint64 `protobuf:"varint,3,opt,name=tree_size,json=treeSize,proto3" json:"tree_size,omitempty"`
+	// The leaves, in the order asked.
+	Items []*HistoryItem `protobuf:"bytes,4,rep,name=items,proto3" json:"items,omitempty"`
+	// The page_token of the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,5,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceHistory) Reset() {
+	*x = DeviceHistory{}
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceHistory) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceHistory) ProtoMessage() {}
+
+func (x *DeviceHistory) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceHistory.ProtoReflect.Descriptor instead.
+func (*DeviceHistory) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *DeviceHistory) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *DeviceHistory) GetCheckpoint() string {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return ""
+}
+
+func (x *DeviceHistory) GetTreeSize() uint64 {
+	if x != nil {
+		return x.TreeSize
+	}
+	return 0
+}
+
+func (x *DeviceHistory) GetItems() []*HistoryItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *DeviceHistory) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// HistoryItem is a leaf of a device's history.
+type HistoryItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The leaf's index in the log.
+	Index uint64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// "registration", "event" or "entry".
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The leaf's bytes: a signed note (base64 in JSON).
+	Leaf []byte `protobuf:"bytes,3,opt,name=leaf,proto3" json:"leaf,omitempty"`
+	// Its RFC 6962 inclusion proof in the checkpoint's tree, from the leaf's
+	// sibling up (32 bytes each; base64 in JSON).
+	Inclusion     [][]byte `protobuf:"bytes,4,rep,name=inclusion,proto3" json:"inclusion,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryItem) Reset() {
+	*x = HistoryItem{}
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryItem) ProtoMessage() {}
+
+func (x *HistoryItem) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryItem.ProtoReflect.Descriptor instead.
+func (*HistoryItem) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *HistoryItem) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *HistoryItem) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *HistoryItem) GetLeaf() []byte {
+	if x != nil {
+		return x.Leaf
+	}
+	return nil
+}
+
+func (x *HistoryItem) GetInclusion() [][]byte {
+	if x != nil {
+		return x.Inclusion
+	}
+	return nil
+}
+
+// CheckIndexRequest asks for a check of the leaf index.
+type CheckIndexRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Write the rows rebuilt from the log in place of the differing ones.
+	Repair        bool `protobuf:"varint,1,opt,name=repair,proto3" json:"repair,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckIndexRequest) Reset() {
+	*x = CheckIndexRequest{}
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckIndexRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckIndexRequest) ProtoMessage() {}
+
+func (x *CheckIndexRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckIndexRequest.ProtoReflect.Descriptor instead.
+func (*CheckIndexRequest) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *CheckIndexRequest) GetRepair() bool {
+	if x != nil {
+		return x.Repair
+	}
+	return false
+}
+
+// IndexReport is the outcome of a check of the leaf index.
+type IndexReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many leaves of the log were read.
+	Leaves uint64 `protobuf:"varint,1,opt,name=leaves,proto3" json:"leaves,omitempty"`
+	// Rows the log implies that the live index lacks, rows that differ (as
+	// the log implies them), and live rows beyond the log; at most 1,000 each.
+	Missing []*IndexedLeaf `protobuf:"bytes,2,rep,name=missing,proto3" json:"missing,omitempty"`
+	Wrong   []*IndexedLeaf `protobuf:"bytes,3,rep,name=wrong,proto3" json:"wrong,omitempty"`
+	Extra   []uint64       `protobuf:"varint,4,rep,packed,name=extra,proto3" json:"extra,omitempty"`
+	// True when the differences were repaired.
+	Repaired      bool `protobuf:"varint,5,opt,name=repaired,proto3" json:"repaired,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IndexReport) Reset() {
+	*x = IndexReport{}
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IndexReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IndexReport) ProtoMessage() {}
+
+func (x *IndexReport) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IndexReport.ProtoReflect.Descriptor instead.
+func (*IndexReport) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *IndexReport) GetLeaves() uint64 {
+	if x != nil {
+		return x.Leaves
+	}
+	return 0
+}
+
+func (x *IndexReport) GetMissing() []*IndexedLeaf {
+	if x != nil {
+		return x.Missing
+	}
+	return nil
+}
+
+func (x *IndexReport) GetWrong() []*IndexedLeaf {
+	if x != nil {
+		return x.Wrong
+	}
+	return nil
+}
+
+func (x *IndexReport) GetExtra() []uint64 {
+	if x != nil {
+		return x.Extra
+	}
+	return nil
+}
+
+func (x *IndexReport) GetRepaired() bool {
+	if x != nil {
+		return x.Repaired
+	}
+	return false
+}
+
+// IndexedLeaf is a row of the leaf index.
+type IndexedLeaf struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	DeviceId      string                 `protobuf:"bytes,3,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	Manufacturer  string                 `protobuf:"bytes,4,opt,name=manufacturer,proto3" json:"manufacturer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IndexedLeaf) Reset() {
+	*x = IndexedLeaf{}
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IndexedLeaf) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IndexedLeaf) ProtoMessage() {}
+
+func (x *IndexedLeaf) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IndexedLeaf.ProtoReflect.Descriptor instead.
+func (*IndexedLeaf) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *IndexedLeaf) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *IndexedLeaf) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *IndexedLeaf) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *IndexedLeaf) GetManufacturer() string {
+	if x != nil {
+		return x.Manufacturer
+	}
+	return ""
+}
+
 var File_vitalproof_v1_ledger_proto protoreflect.FileDescriptor
 
 const file_vitalproof_v1_ledger_proto_rawDesc = "" +
@@ -2213,7 +2638,39 @@ const file_vitalproof_v1_ledger_proto_rawDesc = "" +
 	"\fsuspended_by\x18\x06 \x03(\tR\vsuspendedBy\x12\x16\n" +
 	"\x06quorum\x18\a \x01(\rR\x06quorum\"?\n" +
 	"\x19SubmitRegistrationRequest\x12\"\n" +
-	"\fregistration\x18\x01 \x01(\tR\fregistration2\x94\r\n" +
+	"\fregistration\x18\x01 \x01(\tR\fregistration\"\x88\x01\n" +
+	"\x17GetDeviceHistoryRequest\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x14\n" +
+	"\x05order\x18\x02 \x01(\tR\x05order\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\xc3\x01\n" +
+	"\rDeviceHistory\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x1e\n" +
+	"\n" +
+	"checkpoint\x18\x02 \x01(\tR\n" +
+	"checkpoint\x12\x1b\n" +
+	"\ttree_size\x18\x03 \x01(\x04R\btreeSize\x120\n" +
+	"\x05items\x18\x04 \x03(\v2\x1a.vitalproof.v1.HistoryItemR\x05items\x12&\n" +
+	"\x0fnext_page_token\x18\x05 \x01(\tR\rnextPageToken\"i\n" +
+	"\vHistoryItem\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04leaf\x18\x03 \x01(\fR\x04leaf\x12\x1c\n" +
+	"\tinclusion\x18\x04 \x03(\fR\tinclusion\"+\n" +
+	"\x11CheckIndexRequest\x12\x16\n" +
+	"\x06repair\x18\x01 \x01(\bR\x06repair\"\xbf\x01\n" +
+	"\vIndexReport\x12\x16\n" +
+	"\x06leaves\x18\x01 \x01(\x04R\x06leaves\x124\n" +
+	"\amissing\x18\x02 \x03(\v2\x1a.vitalproof.v1.IndexedLeafR\amissing\x120\n" +
+	"\x05wrong\x18\x03 \x03(\v2\x1a.vitalproof.v1.IndexedLeafR\x05wrong\x12\x14\n" +
+	"\x05extra\x18\x04 \x03(\x04R\x05extra\x12\x1a\n" +
+	"\brepaired\x18\x05 \x01(\bR\brepaired\"x\n" +
+	"\vIndexedLeaf\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1b\n" +
+	"\tdevice_id\x18\x03 \x01(\tR\bdeviceId\x12\"\n" +
+	"\fmanufacturer\x18\x04 \x01(\tR\fmanufacturer2\xba\x0e\n" +
 	"\rLedgerService\x12c\n" +
 	"\x10RegisterHospital\x12&.vitalproof.v1.RegisterHospitalRequest\x1a'.vitalproof.v1.RegisterHospitalResponse\x12M\n" +
 	"\x0eRegisterDevice\x12$.vitalproof.v1.RegisterDeviceRequest\x1a\x15.vitalproof.v1.Device\x12C\n" +
@@ -2221,7 +2678,10 @@ const file_vitalproof_v1_ledger_proto_rawDesc = "" +
 	"\x13ProposeManufacturer\x12).vitalproof.v1.ProposeManufacturerRequest\x1a*.vitalproof.v1.ProposeManufacturerResponse\x12]\n" +
 	"\x13ApproveManufacturer\x12).vitalproof.v1.ApproveManufacturerRequest\x1a\x1b.vitalproof.v1.Manufacturer\x12U\n" +
 	"\x0fGetManufacturer\x12%.vitalproof.v1.GetManufacturerRequest\x1a\x1b.vitalproof.v1.Manufacturer\x12U\n" +
-	"\x12SubmitRegistration\x12(.vitalproof.v1.SubmitRegistrationRequest\x1a\x15.vitalproof.v1.Device\x12Z\n" +
+	"\x12SubmitRegistration\x12(.vitalproof.v1.SubmitRegistrationRequest\x1a\x15.vitalproof.v1.Device\x12X\n" +
+	"\x10GetDeviceHistory\x12&.vitalproof.v1.GetDeviceHistoryRequest\x1a\x1c.vitalproof.v1.DeviceHistory\x12J\n" +
+	"\n" +
+	"CheckIndex\x12 .vitalproof.v1.CheckIndexRequest\x1a\x1a.vitalproof.v1.IndexReport\x12Z\n" +
 	"\rSubmitEntries\x12#.vitalproof.v1.SubmitEntriesRequest\x1a$.vitalproof.v1.SubmitEntriesResponse\x12K\n" +
 	"\bGetEntry\x12\x1e.vitalproof.v1.GetEntryRequest\x1a\x1f.vitalproof.v1.GetEntryResponse\x12T\n" +
 	"\vListEntries\x12!.vitalproof.v1.ListEntriesRequest\x1a\".vitalproof.v1.ListEntriesResponse\x12f\n" +
@@ -2247,7 +2707,7 @@ func file_vitalproof_v1_ledger_proto_rawDescGZIP() []byte {
 	return file_vitalproof_v1_ledger_proto_rawDescData
 }
 
-var file_vitalproof_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_vitalproof_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_vitalproof_v1_ledger_proto_goTypes = []any{
 	(*RegisterHospitalRequest)(nil),       // 0: vitalproof.v1.RegisterHospitalRequest
 	(*RegisterHospitalResponse)(nil),      // 1: vitalproof.v1.RegisterHospitalResponse
@@ -2282,55 +2742,68 @@ var file_vitalproof_v1_ledger_proto_goTypes = []any{
 	(*GetManufacturerRequest)(nil),        // 30: vitalproof.v1.GetManufacturerRequest
 	(*Manufacturer)(nil),                  // 31: vitalproof.v1.Manufacturer
 	(*SubmitRegistrationRequest)(nil),     // 32: vitalproof.v1.SubmitRegistrationRequest
-	(*EntryError)(nil),                    // 33: vitalproof.v1.EntryError
-	(*GetReceiptRequest)(nil),             // 34: vitalproof.v1.GetReceiptRequest
+	(*GetDeviceHistoryRequest)(nil),       // 33: vitalproof.v1.GetDeviceHistoryRequest
+	(*DeviceHistory)(nil),                 // 34: vitalproof.v1.DeviceHistory
+	(*HistoryItem)(nil),                   // 35: vitalproof.v1.HistoryItem
+	(*CheckIndexRequest)(nil),             // 36: vitalproof.v1.CheckIndexRequest
+	(*IndexReport)(nil),                   // 37: vitalproof.v1.IndexReport
+	(*IndexedLeaf)(nil),                   // 38: vitalproof.v1.IndexedLeaf
+	(*EntryError)(nil),                    // 39: vitalproof.v1.EntryError
+	(*GetReceiptRequest)(nil),             // 40: vitalproof.v1.GetReceiptRequest
 }
 var file_vitalproof_v1_ledger_proto_depIdxs = []int32{
 	7,  // 0: vitalproof.v1.SubmitEntriesResponse.results:type_name -> vitalproof.v1.EntryResult
-	33, // 1: vitalproof.v1.EntryResult.error:type_name -> vitalproof.v1.EntryError
+	39, // 1: vitalproof.v1.EntryResult.error:type_name -> vitalproof.v1.EntryError
 	20, // 2: vitalproof.v1.ListCheckpointsResponse.checkpoints:type_name -> vitalproof.v1.PublishedCheckpoint
 	24, // 3: vitalproof.v1.ListVerifyingKeysResponse.keys:type_name -> vitalproof.v1.VerifyingKey
-	0,  // 4: vitalproof.v1.LedgerService.RegisterHospital:input_type -> vitalproof.v1.RegisterHospitalRequest
-	2,  // 5: vitalproof.v1.LedgerService.RegisterDevice:input_type -> vitalproof.v1.RegisterDeviceRequest
-	4,  // 6: vitalproof.v1.LedgerService.GetDevice:input_type -> vitalproof.v1.GetDeviceRequest
-	27, // 7: vitalproof.v1.LedgerService.ProposeManufacturer:input_type -> vitalproof.v1.ProposeManufacturerRequest
-	29, // 8: vitalproof.v1.LedgerService.ApproveManufacturer:input_type -> vitalproof.v1.ApproveManufacturerRequest
-	30, // 9: vitalproof.v1.LedgerService.GetManufacturer:input_type -> vitalproof.v1.GetManufacturerRequest
-	32, // 10: vitalproof.v1.LedgerService.SubmitRegistration:input_type -> vitalproof.v1.SubmitRegistrationRequest
-	5,  // 11: vitalproof.v1.LedgerService.SubmitEntries:input_type -> vitalproof.v1.SubmitEntriesRequest
-	8,  // 12: vitalproof.v1.LedgerService.GetEntry:input_type -> vitalproof.v1.GetEntryRequest
-	25, // 13: vitalproof.v1.LedgerService.ListEntries:input_type -> vitalproof.v1.ListEntriesRequest
-	10, // 14: vitalproof.v1.LedgerService.GetInclusionProof:input_type -> vitalproof.v1.GetInclusionProofRequest
-	34, // 15: vitalproof.v1.LedgerService.GetReceipt:input_type -> vitalproof.v1.GetReceiptRequest
-	13, // 16: vitalproof.v1.LedgerService.GetCheckpoint:input_type -> vitalproof.v1.GetCheckpointRequest
-	15, // 17: vitalproof.v1.LedgerService.GetConsistencyProof:input_type -> vitalproof.v1.GetConsistencyProofRequest
-	17, // 18: vitalproof.v1.LedgerService.ListCheckpoints:input_type -> vitalproof.v1.ListCheckpointsRequest
-	19, // 19: vitalproof.v1.LedgerService.GetPublishedCheckpoint:input_type -> vitalproof.v1.GetPublishedCheckpointRequest
-	21, // 20: vitalproof.v1.LedgerService.ListVerifyingKeys:input_type -> vitalproof.v1.ListVerifyingKeysRequest
-	23, // 21: vitalproof.v1.LedgerService.GetVerifyingKey:input_type -> vitalproof.v1.GetVerifyingKeyRequest
-	1,  // 22: vitalproof.v1.LedgerService.RegisterHospital:output_type -> vitalproof.v1.RegisterHospitalResponse
-	3,  // 23: vitalproof.v1.LedgerService.RegisterDevice:output_type -> vitalproof.v1.Device
-	3,  // 24: vitalproof.v1.LedgerService.GetDevice:output_type -> vitalproof.v1.Device
-	28, // 25: vitalproof.v1.LedgerService.ProposeManufacturer:output_type -> vitalproof.v1.ProposeManufacturerResponse
-	31, // 26: vitalproof.v1.LedgerService.ApproveManufacturer:output_type -> vitalproof.v1.Manufacturer
-	31, // 27: vitalproof.v1.LedgerService.GetManufacturer:output_type -> vitalproof.v1.Manufacturer
-	3,  // 28: vitalproof.v1.LedgerService.SubmitRegistration:output_type -> vitalproof.v1.Device
-	6,  // 29: vitalproof.v1.LedgerService.SubmitEntries:output_type -> vitalproof.v1.SubmitEntriesResponse
-	9,  // 30: vitalproof.v1.LedgerService.GetEntry:output_type -> vitalproof.v1.GetEntryResponse
-	26, // 31: vitalproof.v1.LedgerService.ListEntries:output_type -> vitalproof.v1.ListEntriesResponse
-	11, // 32: vitalproof.v1.LedgerService.GetInclusionProof:output_type -> vitalproof.v1.GetInclusionProofResponse
-	12, // 33: vitalproof.v1.LedgerService.GetReceipt:output_type -> vitalproof.v1.GetReceiptResponse
-	14, // 34: vitalproof.v1.LedgerService.GetCheckpoint:output_type -> vitalproof.v1.GetCheckpointResponse
-	16, // 35: vitalproof.v1.LedgerService.GetConsistencyProof:output_type -> vitalproof.v1.GetConsistencyProofResponse
-	18, // 36: vitalproof.v1.LedgerService.ListCheckpoints:output_type -> vitalproof.v1.ListCheckpointsResponse
-	20, // 37: vitalproof.v1.LedgerService.GetPublishedCheckpoint:output_type -> vitalproof.v1.PublishedCheckpoint
-	22, // 38: vitalproof.v1.LedgerService.ListVerifyingKeys:output_type -> vitalproof.v1.ListVerifyingKeysResponse
-	24, // 39: vitalproof.v1.LedgerService.GetVerifyingKey:output_type -> vitalproof.v1.VerifyingKey
-	22, // [22:40] is the sub-list for method output_type
-	4,  // [4:22] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	35, // 4: vitalproof.v1.DeviceHistory.items:type_name -> vitalproof.v1.HistoryItem
+	38, // 5: vitalproof.v1.IndexReport.missing:type_name -> vitalproof.v1.IndexedLeaf
+	38, // 6: vitalproof.v1.IndexReport.wrong:type_name -> vitalproof.v1.IndexedLeaf
+	0,  // 7: vitalproof.v1.LedgerService.RegisterHospital:input_type -> vitalproof.v1.RegisterHospitalRequest
+	2,  // 8: vitalproof.v1.LedgerService.RegisterDevice:input_type -> vitalproof.v1.RegisterDeviceRequest
+	4,  // 9: vitalproof.v1.LedgerService.GetDevice:input_type -> vitalproof.v1.GetDeviceRequest
+	27, // 10: vitalproof.v1.LedgerService.ProposeManufacturer:input_type -> vitalproof.v1.ProposeManufacturerRequest
+	29, // 11: vitalproof.v1.LedgerService.ApproveManufacturer:input_type -> vitalproof.v1.ApproveManufacturerRequest
+	30, // 12: vitalproof.v1.LedgerService.GetManufacturer:input_type -> vitalproof.v1.GetManufacturerRequest
+	32, // 13: vitalproof.v1.LedgerService.SubmitRegistration:input_type -> vitalproof.v1.SubmitRegistrationRequest
+	33, // 14: vitalproof.v1.LedgerService.GetDeviceHistory:input_type -> vitalproof.v1.GetDeviceHistoryRequest
+	36, // 15: vitalproof.v1.LedgerService.CheckIndex:input_type -> vitalproof.v1.CheckIndexRequest
+	5,  // 16: vitalproof.v1.LedgerService.SubmitEntries:input_type -> vitalproof.v1.SubmitEntriesRequest
+	8,  // 17: vitalproof.v1.LedgerService.GetEntry:input_type -> vitalproof.v1.GetEntryRequest
+	25, // 18: vitalproof.v1.LedgerService.ListEntries:input_type -> vitalproof.v1.ListEntriesRequest
+	10, // 19: vitalproof.v1.LedgerService.GetInclusionProof:input_type -> vitalproof.v1.GetInclusionProofRequest
+	40, // 20: vitalproof.v1.LedgerService.GetReceipt:input_type -> vitalproof.v1.GetReceiptRequest
+	13, // 21: vitalproof.v1.LedgerService.GetCheckpoint:input_type -> vitalproof.v1.GetCheckpointRequest
+	15, // 22: vitalproof.v1.LedgerService.GetConsistencyProof:input_type -> vitalproof.v1.GetConsistencyProofRequest
+	17, // 23: vitalproof.v1.LedgerService.ListCheckpoints:input_type -> vitalproof.v1.ListCheckpointsRequest
+	19, // 24: vitalproof.v1.LedgerService.GetPublishedCheckpoint:input_type -> vitalproof.v1.GetPublishedCheckpointRequest
+	21, // 25: vitalproof.v1.LedgerService.ListVerifyingKeys:input_type -> vitalproof.v1.ListVerifyingKeysRequest
+	23, // 26: vitalproof.v1.LedgerService.GetVerifyingKey:input_type -> vitalproof.v1.GetVerifyingKeyRequest
+	1,  // 27: vitalproof.v1.LedgerService.RegisterHospital:output_type -> vitalproof.v1.RegisterHospitalResponse
+	3,  // 28: vitalproof.v1.LedgerService.RegisterDevice:output_type -> vitalproof.v1.Device
+	3,  // 29: vitalproof.v1.LedgerService.GetDevice:output_type -> vitalproof.v1.Device
+	28, // 30: vitalproof.v1.LedgerService.ProposeManufacturer:output_type -> vitalproof.v1.ProposeManufacturerResponse
+	31, // 31: vitalproof.v1.LedgerService.ApproveManufacturer:output_type -> vitalproof.v1.Manufacturer
+	31, // 32: vitalproof.v1.LedgerService.GetManufacturer:output_type -> vitalproof.v1.Manufacturer
+	3,  // 33: vitalproof.v1.LedgerService.SubmitRegistration:output_type -> vitalproof.v1.Device
+	34, // 34: vitalproof.v1.LedgerService.GetDeviceHistory:output_type -> vitalproof.v1.DeviceHistory
+	37, // 35: vitalproof.v1.LedgerService.CheckIndex:output_type -> vitalproof.v1.IndexReport
+	6,  // 36: vitalproof.v1.LedgerService.SubmitEntries:output_type -> vitalproof.v1.SubmitEntriesResponse
+	9,  // 37: vitalproof.v1.LedgerService.GetEntry:output_type -> vitalproof.v1.GetEntryResponse
+	26, // 38: vitalproof.v1.LedgerService.ListEntries:output_type -> vitalproof.v1.ListEntriesResponse
+	11, // 39: vitalproof.v1.LedgerService.GetInclusionProof:output_type -> vitalproof.v1.GetInclusionProofResponse
+	12, // 40: vitalproof.v1.LedgerService.GetReceipt:output_type -> vitalproof.v1.GetReceiptResponse
+	14, // 41: vitalproof.v1.LedgerService.GetCheckpoint:output_type -> vitalproof.v1.GetCheckpointResponse
+	16, // 42: vitalproof.v1.LedgerService.GetConsistencyProof:output_type -> vitalproof.v1.GetConsistencyProofResponse
+	18, // 43: vitalproof.v1.LedgerService.ListCheckpoints:output_type -> vitalproof.v1.ListCheckpointsResponse
+	20, // 44: vitalproof.v1.LedgerService.GetPublishedCheckpoint:output_type -> vitalproof.v1.PublishedCheckpoint
+	22, // 45: vitalproof.v1.LedgerService.ListVerifyingKeys:output_type -> vitalproof.v1.ListVerifyingKeysResponse
+	24, // 46: vitalproof.v1.LedgerService.GetVerifyingKey:output_type -> vitalproof.v1.VerifyingKey
+	27, // [27:47] is the sub-list for method output_type
+	7,  // [7:27] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_vitalproof_v1_ledger_proto_init() }
@@ -2346,7 +2819,7 @@ func file_vitalproof_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vitalproof_v1_ledger_proto_rawDesc), len(file_vitalproof_v1_ledger_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   33,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

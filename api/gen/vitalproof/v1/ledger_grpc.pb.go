@@ -26,6 +26,8 @@ const (
 	LedgerService_ApproveManufacturer_FullMethodName    = "/vitalproof.v1.LedgerService/ApproveManufacturer"
 	LedgerService_GetManufacturer_FullMethodName        = "/vitalproof.v1.LedgerService/GetManufacturer"
 	LedgerService_SubmitRegistration_FullMethodName     = "/vitalproof.v1.LedgerService/SubmitRegistration"
+	LedgerService_GetDeviceHistory_FullMethodName       = "/vitalproof.v1.LedgerService/GetDeviceHistory"
+	LedgerService_CheckIndex_FullMethodName             = "/vitalproof.v1.LedgerService/CheckIndex"
 	LedgerService_SubmitEntries_FullMethodName          = "/vitalproof.v1.LedgerService/SubmitEntries"
 	LedgerService_GetEntry_FullMethodName               = "/vitalproof.v1.LedgerService/GetEntry"
 	LedgerService_ListEntries_FullMethodName            = "/vitalproof.v1.LedgerService/ListEntries"
@@ -93,6 +95,17 @@ type LedgerServiceClient interface {
 	// record to the log. Role: manufacturer, admitted, and named by the
 	// record. HTTP 409 if the device is registered.
 	SubmitRegistration(ctx context.Context, in *SubmitRegistrationRequest, opts ...grpc.CallOption) (*Device, error)
+	// Returns a page of a device's history (its registration record,
+	// lifecycle events and reading entries), newest or oldest first, each
+	// leaf with its inclusion proof against the latest published (cosigned)
+	// checkpoint, which the answer carries. Role: admin, the device's
+	// manufacturer, or the hospital it is assigned to; anyone else is told
+	// the device is not registered (HTTP 404), as for an unknown device.
+	GetDeviceHistory(ctx context.Context, in *GetDeviceHistoryRequest, opts ...grpc.CallOption) (*DeviceHistory, error)
+	// Rebuilds the leaf index (by device and manufacturer) from leaf 0 of the
+	// log and reports every difference from the live index; with repair, it
+	// fixes them. Role: admin.
+	CheckIndex(ctx context.Context, in *CheckIndexRequest, opts ...grpc.CallOption) (*IndexReport, error)
 	// Checks and appends signed entries, in order, and answers one result per
 	// entry: its index and receipt, or pending if it was not integrated in
 	// time, or the reason it was refused. The submitting hospital is the API
@@ -202,6 +215,26 @@ func (c *ledgerServiceClient) SubmitRegistration(ctx context.Context, in *Submit
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Device)
 	err := c.cc.Invoke(ctx, LedgerService_SubmitRegistration_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) GetDeviceHistory(ctx context.Context, in *GetDeviceHistoryRequest, opts ...grpc.CallOption) (*DeviceHistory, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeviceHistory)
+	err := c.cc.Invoke(ctx, LedgerService_GetDeviceHistory_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) CheckIndex(ctx context.Context, in *CheckIndexRequest, opts ...grpc.CallOption) (*IndexReport, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IndexReport)
+	err := c.cc.Invoke(ctx, LedgerService_CheckIndex_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -372,6 +405,17 @@ type LedgerServiceServer interface {
 	// record to the log. Role: manufacturer, admitted, and named by the
 	// record. HTTP 409 if the device is registered.
 	SubmitRegistration(context.Context, *SubmitRegistrationRequest) (*Device, error)
+	// Returns a page of a device's history (its registration record,
+	// lifecycle events and reading entries), newest or oldest first, each
+	// leaf with its inclusion proof against the latest published (cosigned)
+	// checkpoint, which the answer carries. Role: admin, the device's
+	// manufacturer, or the hospital it is assigned to; anyone else is told
+	// the device is not registered (HTTP 404), as for an unknown device.
+	GetDeviceHistory(context.Context, *GetDeviceHistoryRequest) (*DeviceHistory, error)
+	// Rebuilds the leaf index (by device and manufacturer) from leaf 0 of the
+	// log and reports every difference from the live index; with repair, it
+	// fixes them. Role: admin.
+	CheckIndex(context.Context, *CheckIndexRequest) (*IndexReport, error)
 	// Checks and appends signed entries, in order, and answers one result per
 	// entry: its index and receipt, or pending if it was not integrated in
 	// time, or the reason it was refused. The submitting hospital is the API
@@ -437,6 +481,12 @@ func (UnimplementedLedgerServiceServer) GetManufacturer(context.Context, *GetMan
 }
 func (UnimplementedLedgerServiceServer) SubmitRegistration(context.Context, *SubmitRegistrationRequest) (*Device, error) {
 	return nil, status.Error(codes.Unimplemented, "method SubmitRegistration not implemented")
+}
+func (UnimplementedLedgerServiceServer) GetDeviceHistory(context.Context, *GetDeviceHistoryRequest) (*DeviceHistory, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetDeviceHistory not implemented")
+}
+func (UnimplementedLedgerServiceServer) CheckIndex(context.Context, *CheckIndexRequest) (*IndexReport, error) {
+	return nil, status.Error(codes.Unimplemented, "method CheckIndex not implemented")
 }
 func (UnimplementedLedgerServiceServer) SubmitEntries(context.Context, *SubmitEntriesRequest) (*SubmitEntriesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SubmitEntries not implemented")
@@ -614,6 +664,42 @@ func _LedgerService_SubmitRegistration_Handler(srv interface{}, ctx context.Cont
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(LedgerServiceServer).SubmitRegistration(ctx, req.(*SubmitRegistrationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_GetDeviceHistory_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDeviceHistoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).GetDeviceHistory(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_GetDeviceHistory_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).GetDeviceHistory(ctx, req.(*GetDeviceHistoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_CheckIndex_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckIndexRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).CheckIndex(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_CheckIndex_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).CheckIndex(ctx, req.(*CheckIndexRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -850,6 +936,14 @@ var LedgerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SubmitRegistration",
 			Handler:    _LedgerService_SubmitRegistration_Handler,
+		},
+		{
+			MethodName: "GetDeviceHistory",
+			Handler:    _LedgerService_GetDeviceHistory_Handler,
+		},
+		{
+			MethodName: "CheckIndex",
+			Handler:    _LedgerService_CheckIndex_Handler,
 		},
 		{
 			MethodName: "SubmitEntries",
