@@ -15,6 +15,8 @@
 //	vitalproof checkpoint --ledger URL [--policy FILE]
 //	vitalproof verify receipt --policy FILE RECEIPT...
 //	vitalproof verify checkpoint --policy FILE [CHECKPOINT_FILE|-]
+//	vitalproof device history --ledger URL --api-key-file F --id ID --policy FILE [--order oldest|newest] [--out FILE]
+//	vitalproof index check --ledger URL --admin-key-file F [--repair]
 //	vitalproof manufacturer propose --ledger URL --admin-key-file F --id ID --name NAME --vkey-file F [--api-key-out F]
 //	vitalproof manufacturer approve --ledger URL --api-key-file F --hospital-key F --id ID [--suspend]
 //	vitalproof manufacturer show --ledger URL --api-key-file F --id ID
@@ -48,12 +50,13 @@ var commands = []command{
 	{"keygen", "keygen --name NAME --out FILE: create an Ed25519 signing key (device or hospital)", cmdKeygen},
 	{"policy", "policy --log-vkey-file FILE: print a tlog-policy for the log", cmdPolicy},
 	{"hospital", "hospital register ...: admit a hospital (operator)", cmdHospital},
-	{"device", "device register ...: register a device (operator)", cmdDevice},
+	{"device", "device (register|history) ...: register a device; page through its history, each leaf verified against a cosigned checkpoint", cmdDevice},
 	{"simulate", "simulate ...: a simulated wearable submits a day of signed batches", cmdSimulate},
 	{"submit", "submit (--batch FILE | --fhir FILE): submit a native JSON batch or FHIR R4 resource", cmdSubmit},
 	{"receipt", "receipt --ledger URL --index N: fetch an entry's receipt", cmdReceipt},
 	{"checkpoint", "checkpoint --ledger URL [--policy FILE]: print the log's latest signed checkpoint, verified against the policy if given", cmdCheckpoint},
 	{"verify", "verify (receipt --policy FILE RECEIPT... | checkpoint --policy FILE [CHECKPOINT_FILE|-]): verify receipts or a checkpoint offline", cmdVerify},
+	{"index", "index check --ledger URL --admin-key-file F [--repair]: rebuild the ledger's leaf index from the log and report differences", cmdIndex},
 	{"manufacturer", "manufacturer (propose|approve|show) ...: propose a manufacturer to the consortium; a hospital's signed vote to admit or suspend it; its status", cmdManufacturer},
 	{"audit", "audit (verify|request|fetch|decide|keys) ...: verify audit bundles (.vpaudit) offline; ask a gateway for an audit and fetch its bundle; approve or refuse one; fetch verifying keys", cmdAudit},
 	{"wait", "wait --url URL: wait until a server answers its health check", cmdWait},
