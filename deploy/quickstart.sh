@@ -125,12 +125,26 @@ if ! bin/vitalproof wait --url "http://$LEDGER_HTTP/healthz" --timeout 120s ||
 fi
 echo "ledger http://$LEDGER_HTTP, gateway http://$GATEWAY_HTTP (log: $OUT/vitalproofd.log)"
 
-step "admit the demo hospital and register the demo device"
+step "admit the demo hospital and a second member hospital"
 D=$OUT/data
 bin/vitalproof hospital register --ledger "http://$LEDGER_HTTP" --admin-key-file "$D/ledger-admin.apikey" \
   --id demo-hospital --name "Demo General Hospital" --vkey-file "$D/hospital.key.vkey" --api-key-out "$D/hospital-ledger.apikey"
+bin/vitalproof keygen --name st-elsewhere --out "$D/st-elsewhere.key" > /dev/null
+bin/vitalproof hospital register --ledger "http://$LEDGER_HTTP" --admin-key-file "$D/ledger-admin.apikey" \
+  --id st-elsewhere --name "St Elsewhere" --vkey-file "$D/st-elsewhere.key.vkey" --api-key-out "$D/st-elsewhere-ledger.apikey"
+
+step "the operator proposes the demo manufacturer; two member hospitals' signed approvals admit it"
+bin/vitalproof keygen --name demo-medtech --out "$D/manufacturer.key" > /dev/null
+bin/vitalproof manufacturer propose --ledger "http://$LEDGER_HTTP" --admin-key-file "$D/ledger-admin.apikey" \
+  --id demo-medtech --name "Demo Medtech" --vkey-file "$D/manufacturer.key.vkey" --api-key-out "$D/manufacturer.apikey"
+bin/vitalproof manufacturer approve --ledger "http://$LEDGER_HTTP" --api-key-file "$D/hospital-ledger.apikey" \
+  --hospital-key "$D/hospital.key" --id demo-medtech
+bin/vitalproof manufacturer approve --ledger "http://$LEDGER_HTTP" --api-key-file "$D/st-elsewhere-ledger.apikey" \
+  --hospital-key "$D/st-elsewhere.key" --id demo-medtech
+
+step "demo-medtech registers the demo wristband, signing its registration record"
 bin/vitalproof keygen --name demo-wristband-1 --out "$D/device.key" > /dev/null
-bin/vitalproof device register --ledger "http://$LEDGER_HTTP" --admin-key-file "$D/ledger-admin.apikey" \
+bin/vitalproof device register --ledger "http://$LEDGER_HTTP" --api-key-file "$D/manufacturer.apikey" --manufacturer-key "$D/manufacturer.key" \
   --id demo-wristband-1 --manufacturer demo-medtech --udi "(01)09506000134352(11)260301(17)290301(10)LOT42(21)WB0001" \
   --model "VitalBand 2" --firmware 1.4.2 --vkey-file "$D/device.key.vkey" --hospital demo-hospital
 bin/vitalproofd create-key --config "$OUT/vitalproofd.yaml" --role submitter --label demo-hub > "$D/hub.apikey"
@@ -153,7 +167,7 @@ fhir_readings=$(sed -n 's/.*: \([0-9]*\) readings, attestation.*/\1/p' "$OUT/fhi
 
 step "a continuous glucose monitor: 31 days, a reading every 30 minutes, four days not worn"
 bin/vitalproof keygen --name demo-cgm-1 --out "$D/cgm.key" > /dev/null
-bin/vitalproof device register --ledger "http://$LEDGER_HTTP" --admin-key-file "$D/ledger-admin.apikey" \
+bin/vitalproof device register --ledger "http://$LEDGER_HTTP" --api-key-file "$D/manufacturer.apikey" --manufacturer-key "$D/manufacturer.key" \
   --id demo-cgm-1 --manufacturer demo-medtech --udi "(01)09506000134369(21)CGM0001" \
   --model "GlucoWatch 1" --firmware 2.0.1 --vkey-file "$D/cgm.key.vkey" --hospital demo-hospital
 cgm_start=$(date -u -d "31 days ago" +%Y-%m-%d)
@@ -206,7 +220,15 @@ audit mean-false false --statement mean --mean-below 90
 
 step "the regulator fetches the verifying keys and verifies every bundle offline"
 bin/vitalproof audit keys --ledger "http://$LEDGER_HTTP" --out "$OUT/keys"
-bin/vitalproof audit verify --policy "$OUT/policy.txt" --keys "$OUT/keys" --registrar-vkey "$D/registry.key.vkey" "$OUT"/audit-*.vpaudit
+bin/vitalproof audit verify --policy "$OUT/policy.txt" --keys "$OUT/keys" --registrar-vkey "$D/manufacturer.key.vkey" "$OUT"/audit-*.vpaudit
+
+step "the manufacturer fetches each device's history, every leaf verified against a cosigned checkpoint"
+for dev in demo-wristband-1 demo-cgm-1; do
+  bin/vitalproof device history --ledger "http://$LEDGER_HTTP" --api-key-file "$D/manufacturer.apikey" --id "$dev" \
+    --policy "$OUT/policy.txt" --out "$OUT/history-$dev.json" > "$OUT/history-$dev.txt"
+  tail -n 1 "$OUT/history-$dev.txt"
+done
+bin/vitalproof index check --ledger "http://$LEDGER_HTTP" --admin-key-file "$D/ledger-admin.apikey"
 
 step "verify every receipt offline against the policy (log signature, cosignatures, quorum)"
 bin/vitalproof verify receipt -q --policy "$OUT/policy.txt" "$OUT"/receipt-*.tlog-proof
@@ -224,4 +246,4 @@ echo "readings committed:  $((readings + fhir_readings + cgm_readings)) (kept on
 echo "audits:              $proved proved and verified offline, $refused false statements refused without a proof"
 echo "tree size:           $size"
 echo "time taken:          $(( $(date +%s) - started ))s"
-echo "left in $OUT/: policy.txt, receipt-<index>.tlog-proof, audit-*.vpaudit, keys/, vitalproofd.log, vitalproofd.yaml, data/, witnesses/"
+echo "left in $OUT/: policy.txt, receipt-<index>.tlog-proof, audit-*.vpaudit, keys/, history-<device>.{txt,json}, vitalproofd.log, vitalproofd.yaml, data/, witnesses/"

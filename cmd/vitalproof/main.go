@@ -39,6 +39,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	gnarklogger "github.com/consensys/gnark/logger"
 )
 
 type command struct {
@@ -67,6 +69,9 @@ var commands = []command{
 type usageError struct{ error }
 
 func main() {
+	// gnark logs its verifier's and prover's chatter to stdout; the
+	// commands print what matters themselves.
+	gnarklogger.Disable()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(os.Args) < 2 {
