@@ -32,6 +32,7 @@ var methodAccess = map[string]access{
 	vitalproofv1.LedgerService_GetDevice_FullMethodName:              roles(provenance.RoleAdmin, provenance.RoleHospital, provenance.RoleManufacturer),
 	vitalproofv1.LedgerService_GetDeviceHistory_FullMethodName:       roles(provenance.RoleAdmin, provenance.RoleHospital, provenance.RoleManufacturer),
 	vitalproofv1.LedgerService_CheckIndex_FullMethodName:             roles(provenance.RoleAdmin),
+	vitalproofv1.LedgerService_RecordEvent_FullMethodName:            roles(provenance.RoleManufacturer, provenance.RoleHospital),
 	vitalproofv1.LedgerService_ProposeManufacturer_FullMethodName:    roles(provenance.RoleAdmin),
 	vitalproofv1.LedgerService_ApproveManufacturer_FullMethodName:    roles(provenance.RoleHospital),
 	vitalproofv1.LedgerService_GetManufacturer_FullMethodName:        roles(provenance.RoleAdmin, provenance.RoleHospital, provenance.RoleManufacturer),

@@ -273,6 +273,14 @@ func (l *fakeLedger) CheckIndex(context.Context, bool) (*provenance.IndexReport,
 	return &provenance.IndexReport{Leaves: 3, Extra: []uint64{7}}, nil
 }
 
+func (l *fakeLedger) Lifecycle(_ context.Context, deviceID string) (wearables.DeviceState, error) {
+	return wearables.DeviceState{Device: deviceID, Status: wearables.StatusRegistered, Firmware: "1.0"}, nil
+}
+
+func (l *fakeLedger) RecordEvent(context.Context, provenance.Principal, []byte) (wearables.DeviceState, error) {
+	return wearables.DeviceState{}, &provenance.Error{Kind: provenance.KindConflict, Field: "event", Reason: "lifecycle transition refused"}
+}
+
 type fakeGateway struct {
 	mu       sync.Mutex
 	batch    provenance.BatchSubmission

@@ -9,6 +9,7 @@ import (
 	vitalproofv1 "github.com/vitalproof/vitalproof/api/gen/vitalproof/v1"
 	"github.com/vitalproof/vitalproof/log/publish"
 	"github.com/vitalproof/vitalproof/provenance"
+	"github.com/vitalproof/vitalproof/wearables"
 )
 
 // LedgerBackend is what the ledger service needs of the ledger personality
@@ -25,6 +26,8 @@ type LedgerBackend interface {
 	RegisterManufactured(ctx context.Context, manufacturerID string, record []byte) (provenance.Device, error)
 	DeviceHistory(ctx context.Context, p provenance.Principal, deviceID string, oldestFirst bool, pageSize int, after uint64) (*provenance.History, error)
 	CheckIndex(ctx context.Context, repair bool) (*provenance.IndexReport, error)
+	Lifecycle(ctx context.Context, deviceID string) (wearables.DeviceState, error)
+	RecordEvent(ctx context.Context, p provenance.Principal, event []byte) (wearables.DeviceState, error)
 	SubmitEntries(ctx context.Context, hospitalID string, entries [][]byte) ([]provenance.SubmitResult, error)
 	Entry(ctx context.Context, index uint64) ([]byte, error)
 	Entries(ctx context.Context, start uint64, count int) ([][]byte, error)
@@ -95,7 +98,33 @@ func (s *ledgerServer) GetDevice(ctx context.Context, req *vitalproofv1.GetDevic
 	if p, _ := PrincipalFrom(ctx); !provenance.CanSee(p, d) {
 		return nil, &provenance.Error{Kind: provenance.KindNotFound, Field: "device_id", Reason: "device is not registered"}
 	}
-	return deviceProto(d), nil
+	pd := deviceProto(d)
+	st, err := s.b.Lifecycle(ctx, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	pd.Lifecycle = lifecycleProto(st)
+	return pd, nil
+}
+
+func (s *ledgerServer) RecordEvent(ctx context.Context, req *vitalproofv1.RecordEventRequest) (*vitalproofv1.Lifecycle, error) {
+	p, _ := PrincipalFrom(ctx)
+	st, err := s.b.RecordEvent(ctx, p, []byte(req.GetEvent()))
+	if err != nil {
+		return nil, err
+	}
+	return lifecycleProto(st), nil
+}
+
+func lifecycleProto(st wearables.DeviceState) *vitalproofv1.Lifecycle {
+	l := &vitalproofv1.Lifecycle{
+		Status: string(st.Status), Seq: st.Seq, Head: st.Head[:], Hospital: st.Hospital, Firmware: st.Firmware,
+		CommissionedAt: st.CommissionedAt, RecalledAt: st.RecalledAt, DecommissionedAt: st.DecommissionedAt, RecallReason: st.RecallReason,
+	}
+	if st.FirmwareDigest != ([32]byte{}) {
+		l.FirmwareDigest = st.FirmwareDigest[:]
+	}
+	return l
 }
 
 func (s *ledgerServer) GetDeviceHistory(ctx context.Context, req *vitalproofv1.GetDeviceHistoryRequest) (*vitalproofv1.DeviceHistory, error) {

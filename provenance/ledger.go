@@ -373,6 +373,10 @@ func (l *Ledger) checkEntries(ctx context.Context, hospitalID string, raw [][]by
 	if err != nil {
 		return nil, err
 	}
+	states, err := l.lifecycleStates(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
 	var hospitalKey ed25519.PublicKey
 	for i, e := range entries {
 		if e == nil {
@@ -387,6 +391,11 @@ func (l *Ledger) checkEntries(ctx context.Context, hospitalID string, raw [][]by
 			results[i].Err = errorf(KindPermission, field+".device", "device is not assigned to this hospital")
 		case d.Status != DeviceActive:
 			results[i].Err = errorf(KindPermission, field+".device", "device is not active")
+		}
+		if st, ok := states[d.ID]; ok && results[i].Err == nil {
+			if err := st.AcceptsReadings(e.Header.WindowStart, e.Header.WindowEnd, ""); err != nil {
+				results[i].Err = errorf(KindPermission, field+".device", "%v", err)
+			}
 		}
 		if results[i].Err != nil {
 			entries[i] = nil

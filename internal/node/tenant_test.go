@@ -24,8 +24,17 @@ import (
 // it; it returns the manufacturer's API key.
 func (e *env) admitManufacturer(id string, voters ...hospitalAccount) string {
 	e.t.Helper()
+	_, key := e.admitManufacturerWithKey(id, voters...)
+	return key
+}
+
+// admitManufacturerWithKey is admitManufacturer also returning the
+// manufacturer's signer.
+func (e *env) admitManufacturerWithKey(id string, voters ...hospitalAccount) (note.Signer, string) {
+	e.t.Helper()
 	ctx := context.Background()
-	_, vkey, _ := note.GenerateKey(rand.Reader, id)
+	skey, vkey, _ := note.GenerateKey(rand.Reader, id)
+	signer, _ := note.NewSigner(skey)
 	_, pub, _ := wearables.ParseVerifierKey(vkey)
 	prop, err := e.ledger.ProposeManufacturer(e.as(ctx, e.adminKey), &v1.ProposeManufacturerRequest{ManufacturerId: id, Name: id, PublicKey: pub})
 	if err != nil {
@@ -40,7 +49,7 @@ func (e *env) admitManufacturer(id string, voters ...hospitalAccount) string {
 			e.t.Fatal(err)
 		}
 	}
-	return prop.ApiKey
+	return signer, prop.ApiKey
 }
 
 type hospitalAccount struct {

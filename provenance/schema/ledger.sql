@@ -98,3 +98,14 @@ CREATE TABLE IF NOT EXISTS leaf_index (
   KEY (device_id, leaf_index),
   KEY (manufacturer, leaf_index)
 ) ENGINE=InnoDB;
+
+-- A device's lifecycle state (wearables.DeviceState, as JSON): its
+-- registration replayed with its lifecycle events, the last of which is
+-- head. No row: the device has had no lifecycle event.
+CREATE TABLE IF NOT EXISTS device_states (
+  device_id   VARCHAR(64)  NOT NULL,
+  seq         BIGINT UNSIGNED NOT NULL,
+  head        BINARY(32)   NOT NULL,
+  state       BLOB         NOT NULL,
+  PRIMARY KEY (device_id)
+) ENGINE=InnoDB;

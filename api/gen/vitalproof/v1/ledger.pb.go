@@ -275,8 +275,11 @@ type Device struct {
 	Registration []byte `protobuf:"bytes,9,opt,name=registration,proto3" json:"registration,omitempty"`
 	// The registration record's index in the log, once it is integrated.
 	RegistrationIndex *uint64 `protobuf:"varint,10,opt,name=registration_index,json=registrationIndex,proto3,oneof" json:"registration_index,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The device's lifecycle: its registration replayed with its lifecycle
+	// events.
+	Lifecycle     *Lifecycle `protobuf:"bytes,11,opt,name=lifecycle,proto3" json:"lifecycle,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Device) Reset() {
@@ -379,6 +382,140 @@ func (x *Device) GetRegistrationIndex() uint64 {
 	return 0
 }
 
+func (x *Device) GetLifecycle() *Lifecycle {
+	if x != nil {
+		return x.Lifecycle
+	}
+	return nil
+}
+
+// Lifecycle is a device's lifecycle state.
+type Lifecycle struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// registered, manufactured, shipped, in_service, recalled or
+	// decommissioned.
+	Status string `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	// The seq of the device's last lifecycle event (0: none), and the leaf
+	// hash the next event's prev must be (32 bytes; base64 in JSON).
+	Seq  uint64 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	Head []byte `protobuf:"bytes,3,opt,name=head,proto3" json:"head,omitempty"`
+	// The hospital the device was shipped to and commissioned by.
+	Hospital string `protobuf:"bytes,4,opt,name=hospital,proto3" json:"hospital,omitempty"`
+	// The current firmware version, and its image's SHA-256 once a firmware
+	// event set it (32 bytes; base64 in JSON).
+	Firmware       string `protobuf:"bytes,5,opt,name=firmware,proto3" json:"firmware,omitempty"`
+	FirmwareDigest []byte `protobuf:"bytes,6,opt,name=firmware_digest,json=firmwareDigest,proto3" json:"firmware_digest,omitempty"`
+	// When the device was commissioned, recalled and decommissioned, Unix
+	// seconds; 0 if not.
+	CommissionedAt   int64 `protobuf:"varint,7,opt,name=commissioned_at,json=commissionedAt,proto3" json:"commissioned_at,omitempty"`
+	RecalledAt       int64 `protobuf:"varint,8,opt,name=recalled_at,json=recalledAt,proto3" json:"recalled_at,omitempty"`
+	DecommissionedAt int64 `protobuf:"varint,9,opt,name=decommissioned_at,json=decommissionedAt,proto3" json:"decommissioned_at,omitempty"`
+	// Why it was recalled.
+	RecallReason  string `protobuf:"bytes,10,opt,name=recall_reason,json=recallReason,proto3" json:"recall_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Lifecycle) Reset() {
+	*x = Lifecycle{}
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Lifecycle) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Lifecycle) ProtoMessage() {}
+
+func (x *Lifecycle) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Lifecycle.ProtoReflect.Descriptor instead.
+func (*Lifecycle) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Lifecycle) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Lifecycle) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *Lifecycle) GetHead() []byte {
+	if x != nil {
+		return x.Head
+	}
+	return nil
+}
+
+func (x *Lifecycle) GetHospital() string {
+	if x != nil {
+		return x.Hospital
+	}
+	return ""
+}
+
+func (x *Lifecycle) GetFirmware() string {
+	if x != nil {
+		return x.Firmware
+	}
+	return ""
+}
+
+func (x *Lifecycle) GetFirmwareDigest() []byte {
+	if x != nil {
+		return x.FirmwareDigest
+	}
+	return nil
+}
+
+func (x *Lifecycle) GetCommissionedAt() int64 {
+	if x != nil {
+		return x.CommissionedAt
+	}
+	return 0
+}
+
+func (x *Lifecycle) GetRecalledAt() int64 {
+	if x != nil {
+		return x.RecalledAt
+	}
+	return 0
+}
+
+func (x *Lifecycle) GetDecommissionedAt() int64 {
+	if x != nil {
+		return x.DecommissionedAt
+	}
+	return 0
+}
+
+func (x *Lifecycle) GetRecallReason() string {
+	if x != nil {
+		return x.RecallReason
+	}
+	return ""
+}
+
 // GetDeviceRequest names a device.
 type GetDeviceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -390,7 +527,7 @@ type GetDeviceRequest struct {
 
 func (x *GetDeviceRequest) Reset() {
 	*x = GetDeviceRequest{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[4]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -402,7 +539,7 @@ func (x *GetDeviceRequest) String() string {
 func (*GetDeviceRequest) ProtoMessage() {}
 
 func (x *GetDeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[4]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -415,7 +552,7 @@ func (x *GetDeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceRequest.ProtoReflect.Descriptor instead.
 func (*GetDeviceRequest) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{4}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetDeviceRequest) GetDeviceId() string {
@@ -438,7 +575,7 @@ type SubmitEntriesRequest struct {
 
 func (x *SubmitEntriesRequest) Reset() {
 	*x = SubmitEntriesRequest{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[5]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -450,7 +587,7 @@ func (x *SubmitEntriesRequest) String() string {
 func (*SubmitEntriesRequest) ProtoMessage() {}
 
 func (x *SubmitEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[5]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -463,7 +600,7 @@ func (x *SubmitEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitEntriesRequest.ProtoReflect.Descriptor instead.
 func (*SubmitEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{5}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SubmitEntriesRequest) GetEntries() [][]byte {
@@ -484,7 +621,7 @@ type SubmitEntriesResponse struct {
 
 func (x *SubmitEntriesResponse) Reset() {
 	*x = SubmitEntriesResponse{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[6]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -496,7 +633,7 @@ func (x *SubmitEntriesResponse) String() string {
 func (*SubmitEntriesResponse) ProtoMessage() {}
 
 func (x *SubmitEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[6]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -509,7 +646,7 @@ func (x *SubmitEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitEntriesResponse.ProtoReflect.Descriptor instead.
 func (*SubmitEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{6}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SubmitEntriesResponse) GetResults() []*EntryResult {
@@ -551,7 +688,7 @@ type EntryResult struct {
 
 func (x *EntryResult) Reset() {
 	*x = EntryResult{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[7]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -563,7 +700,7 @@ func (x *EntryResult) String() string {
 func (*EntryResult) ProtoMessage() {}
 
 func (x *EntryResult) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[7]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -576,7 +713,7 @@ func (x *EntryResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EntryResult.ProtoReflect.Descriptor instead.
 func (*EntryResult) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{7}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *EntryResult) GetIndex() uint64 {
@@ -639,7 +776,7 @@ type GetEntryRequest struct {
 
 func (x *GetEntryRequest) Reset() {
 	*x = GetEntryRequest{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[8]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -651,7 +788,7 @@ func (x *GetEntryRequest) String() string {
 func (*GetEntryRequest) ProtoMessage() {}
 
 func (x *GetEntryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[8]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -664,7 +801,7 @@ func (x *GetEntryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntryRequest.ProtoReflect.Descriptor instead.
 func (*GetEntryRequest) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{8}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetEntryRequest) GetIndex() uint64 {
@@ -687,7 +824,7 @@ type GetEntryResponse struct {
 
 func (x *GetEntryResponse) Reset() {
 	*x = GetEntryResponse{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[9]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -699,7 +836,7 @@ func (x *GetEntryResponse) String() string {
 func (*GetEntryResponse) ProtoMessage() {}
 
 func (x *GetEntryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[9]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -712,7 +849,7 @@ func (x *GetEntryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEntryResponse.ProtoReflect.Descriptor instead.
 func (*GetEntryResponse) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{9}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetEntryResponse) GetIndex() uint64 {
@@ -743,7 +880,7 @@ type GetInclusionProofRequest struct {
 
 func (x *GetInclusionProofRequest) Reset() {
 	*x = GetInclusionProofRequest{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[10]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -755,7 +892,7 @@ func (x *GetInclusionProofRequest) String() string {
 func (*GetInclusionProofRequest) ProtoMessage() {}
 
 func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[10]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -768,7 +905,7 @@ func (x *GetInclusionProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofRequest.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofRequest) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{10}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetInclusionProofRequest) GetIndex() uint64 {
@@ -804,7 +941,7 @@ type GetInclusionProofResponse struct {
 
 func (x *GetInclusionProofResponse) Reset() {
 	*x = GetInclusionProofResponse{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[11]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -816,7 +953,7 @@ func (x *GetInclusionProofResponse) String() string {
 func (*GetInclusionProofResponse) ProtoMessage() {}
 
 func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[11]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -829,7 +966,7 @@ func (x *GetInclusionProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInclusionProofResponse.ProtoReflect.Descriptor instead.
 func (*GetInclusionProofResponse) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{11}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetInclusionProofResponse) GetIndex() uint64 {
@@ -874,7 +1011,7 @@ type GetReceiptResponse struct {
 
 func (x *GetReceiptResponse) Reset() {
 	*x = GetReceiptResponse{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[12]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -886,7 +1023,7 @@ func (x *GetReceiptResponse) String() string {
 func (*GetReceiptResponse) ProtoMessage() {}
 
 func (x *GetReceiptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[12]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -899,7 +1036,7 @@ func (x *GetReceiptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReceiptResponse.ProtoReflect.Descriptor instead.
 func (*GetReceiptResponse) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{12}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetReceiptResponse) GetIndex() uint64 {
@@ -925,7 +1062,7 @@ type GetCheckpointRequest struct {
 
 func (x *GetCheckpointRequest) Reset() {
 	*x = GetCheckpointRequest{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[13]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -937,7 +1074,7 @@ func (x *GetCheckpointRequest) String() string {
 func (*GetCheckpointRequest) ProtoMessage() {}
 
 func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[13]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -950,7 +1087,7 @@ func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*GetCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{13}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{14}
 }
 
 // GetCheckpointResponse holds the latest checkpoint.
@@ -965,7 +1102,7 @@ type GetCheckpointResponse struct {
 
 func (x *GetCheckpointResponse) Reset() {
 	*x = GetCheckpointResponse{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[14]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -977,7 +1114,7 @@ func (x *GetCheckpointResponse) String() string {
 func (*GetCheckpointResponse) ProtoMessage() {}
 
 func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[14]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -990,7 +1127,7 @@ func (x *GetCheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointResponse.ProtoReflect.Descriptor instead.
 func (*GetCheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{14}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetCheckpointResponse) GetCheckpoint() string {
@@ -1014,7 +1151,7 @@ type GetConsistencyProofRequest struct {
 
 func (x *GetConsistencyProofRequest) Reset() {
 	*x = GetConsistencyProofRequest{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[15]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +1163,7 @@ func (x *GetConsistencyProofRequest) String() string {
 func (*GetConsistencyProofRequest) ProtoMessage() {}
 
 func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[15]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,7 +1176,7 @@ func (x *GetConsistencyProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofRequest.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofRequest) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{15}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetConsistencyProofRequest) GetFrom() uint64 {
@@ -1072,7 +1209,7 @@ type GetConsistencyProofResponse struct {
 
 func (x *GetConsistencyProofResponse) Reset() {
 	*x = GetConsistencyProofResponse{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[16]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1084,7 +1221,7 @@ func (x *GetConsistencyProofResponse) String() string {
 func (*GetConsistencyProofResponse) ProtoMessage() {}
 
 func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[16]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1097,7 +1234,7 @@ func (x *GetConsistencyProofResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsistencyProofResponse.ProtoReflect.Descriptor instead.
 func (*GetConsistencyProofResponse) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{16}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetConsistencyProofResponse) GetFrom() uint64 {
@@ -1135,7 +1272,7 @@ type ListCheckpointsRequest struct {
 
 func (x *ListCheckpointsRequest) Reset() {
 	*x = ListCheckpointsRequest{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[17]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1147,7 +1284,7 @@ func (x *ListCheckpointsRequest) String() string {
 func (*ListCheckpointsRequest) ProtoMessage() {}
 
 func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[17]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1160,7 +1297,7 @@ func (x *ListCheckpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCheckpointsRequest.ProtoReflect.Descriptor instead.
 func (*ListCheckpointsRequest) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{17}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListCheckpointsRequest) GetBeforeSize() uint64 {
@@ -1191,7 +1328,7 @@ type ListCheckpointsResponse struct {
 
 func (x *ListCheckpointsResponse) Reset() {
 	*x = ListCheckpointsResponse{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[18]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1203,7 +1340,7 @@ func (x *ListCheckpointsResponse) String() string {
 func (*ListCheckpointsResponse) ProtoMessage() {}
 
 func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[18]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1216,7 +1353,7 @@ func (x *ListCheckpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCheckpointsResponse.ProtoReflect.Descriptor instead.
 func (*ListCheckpointsResponse) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{18}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListCheckpointsResponse) GetCheckpoints() []*PublishedCheckpoint {
@@ -1244,7 +1381,7 @@ type GetPublishedCheckpointRequest struct {
 
 func (x *GetPublishedCheckpointRequest) Reset() {
 	*x = GetPublishedCheckpointRequest{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[19]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1393,7 @@ func (x *GetPublishedCheckpointRequest) String() string {
 func (*GetPublishedCheckpointRequest) ProtoMessage() {}
 
 func (x *GetPublishedCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[19]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1406,7 @@ func (x *GetPublishedCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPublishedCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*GetPublishedCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{19}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetPublishedCheckpointRequest) GetSize() uint64 {
@@ -1301,7 +1438,7 @@ type PublishedCheckpoint struct {
 
 func (x *PublishedCheckpoint) Reset() {
 	*x = PublishedCheckpoint{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[20]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1313,7 +1450,7 @@ func (x *PublishedCheckpoint) String() string {
 func (*PublishedCheckpoint) ProtoMessage() {}
 
 func (x *PublishedCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[20]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1326,7 +1463,7 @@ func (x *PublishedCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishedCheckpoint.ProtoReflect.Descriptor instead.
 func (*PublishedCheckpoint) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{20}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PublishedCheckpoint) GetSize() uint64 {
@@ -1373,7 +1510,7 @@ type ListVerifyingKeysRequest struct {
 
 func (x *ListVerifyingKeysRequest) Reset() {
 	*x = ListVerifyingKeysRequest{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[21]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1385,7 +1522,7 @@ func (x *ListVerifyingKeysRequest) String() string {
 func (*ListVerifyingKeysRequest) ProtoMessage() {}
 
 func (x *ListVerifyingKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[21]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1398,7 +1535,7 @@ func (x *ListVerifyingKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVerifyingKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListVerifyingKeysRequest) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{21}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{22}
 }
 
 // ListVerifyingKeysResponse lists the verifying keys.
@@ -1412,7 +1549,7 @@ type ListVerifyingKeysResponse struct {
 
 func (x *ListVerifyingKeysResponse) Reset() {
 	*x = ListVerifyingKeysResponse{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[22]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1424,7 +1561,7 @@ func (x *ListVerifyingKeysResponse) String() string {
 func (*ListVerifyingKeysResponse) ProtoMessage() {}
 
 func (x *ListVerifyingKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[22]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1437,7 +1574,7 @@ func (x *ListVerifyingKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVerifyingKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListVerifyingKeysResponse) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{22}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListVerifyingKeysResponse) GetKeys() []*VerifyingKey {
@@ -1459,7 +1596,7 @@ type GetVerifyingKeyRequest struct {
 
 func (x *GetVerifyingKeyRequest) Reset() {
 	*x = GetVerifyingKeyRequest{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[23]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1471,7 +1608,7 @@ func (x *GetVerifyingKeyRequest) String() string {
 func (*GetVerifyingKeyRequest) ProtoMessage() {}
 
 func (x *GetVerifyingKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[23]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1484,7 +1621,7 @@ func (x *GetVerifyingKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVerifyingKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetVerifyingKeyRequest) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{23}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetVerifyingKeyRequest) GetFingerprint() string {
@@ -1517,7 +1654,7 @@ type VerifyingKey struct {
 
 func (x *VerifyingKey) Reset() {
 	*x = VerifyingKey{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[24]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1529,7 +1666,7 @@ func (x *VerifyingKey) String() string {
 func (*VerifyingKey) ProtoMessage() {}
 
 func (x *VerifyingKey) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[24]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1542,7 +1679,7 @@ func (x *VerifyingKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyingKey.ProtoReflect.Descriptor instead.
 func (*VerifyingKey) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{24}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *VerifyingKey) GetFingerprint() string {
@@ -1601,7 +1738,7 @@ type ListEntriesRequest struct {
 
 func (x *ListEntriesRequest) Reset() {
 	*x = ListEntriesRequest{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[25]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1613,7 +1750,7 @@ func (x *ListEntriesRequest) String() string {
 func (*ListEntriesRequest) ProtoMessage() {}
 
 func (x *ListEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[25]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1626,7 +1763,7 @@ func (x *ListEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntriesRequest.ProtoReflect.Descriptor instead.
 func (*ListEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{25}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListEntriesRequest) GetStart() uint64 {
@@ -1656,7 +1793,7 @@ type ListEntriesResponse struct {
 
 func (x *ListEntriesResponse) Reset() {
 	*x = ListEntriesResponse{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[26]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1668,7 +1805,7 @@ func (x *ListEntriesResponse) String() string {
 func (*ListEntriesResponse) ProtoMessage() {}
 
 func (x *ListEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[26]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1681,7 +1818,7 @@ func (x *ListEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntriesResponse.ProtoReflect.Descriptor instead.
 func (*ListEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{26}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListEntriesResponse) GetStart() uint64 {
@@ -1715,7 +1852,7 @@ type ProposeManufacturerRequest struct {
 
 func (x *ProposeManufacturerRequest) Reset() {
 	*x = ProposeManufacturerRequest{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[27]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1727,7 +1864,7 @@ func (x *ProposeManufacturerRequest) String() string {
 func (*ProposeManufacturerRequest) ProtoMessage() {}
 
 func (x *ProposeManufacturerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[27]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1740,7 +1877,7 @@ func (x *ProposeManufacturerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeManufacturerRequest.ProtoReflect.Descriptor instead.
 func (*ProposeManufacturerRequest) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{27}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ProposeManufacturerRequest) GetManufacturerId() string {
@@ -1778,7 +1915,7 @@ type ProposeManufacturerResponse struct {
 
 func (x *ProposeManufacturerResponse) Reset() {
 	*x = ProposeManufacturerResponse{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[28]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1790,7 +1927,7 @@ func (x *ProposeManufacturerResponse) String() string {
 func (*ProposeManufacturerResponse) ProtoMessage() {}
 
 func (x *ProposeManufacturerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[28]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1803,7 +1940,7 @@ func (x *ProposeManufacturerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProposeManufacturerResponse.ProtoReflect.Descriptor instead.
 func (*ProposeManufacturerResponse) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{28}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ProposeManufacturerResponse) GetManufacturerId() string {
@@ -1834,7 +1971,7 @@ type ApproveManufacturerRequest struct {
 
 func (x *ApproveManufacturerRequest) Reset() {
 	*x = ApproveManufacturerRequest{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[29]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1846,7 +1983,7 @@ func (x *ApproveManufacturerRequest) String() string {
 func (*ApproveManufacturerRequest) ProtoMessage() {}
 
 func (x *ApproveManufacturerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[29]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1859,7 +1996,7 @@ func (x *ApproveManufacturerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveManufacturerRequest.ProtoReflect.Descriptor instead.
 func (*ApproveManufacturerRequest) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{29}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ApproveManufacturerRequest) GetManufacturerId() string {
@@ -1887,7 +2024,7 @@ type GetManufacturerRequest struct {
 
 func (x *GetManufacturerRequest) Reset() {
 	*x = GetManufacturerRequest{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[30]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1899,7 +2036,7 @@ func (x *GetManufacturerRequest) String() string {
 func (*GetManufacturerRequest) ProtoMessage() {}
 
 func (x *GetManufacturerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[30]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1912,7 +2049,7 @@ func (x *GetManufacturerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetManufacturerRequest.ProtoReflect.Descriptor instead.
 func (*GetManufacturerRequest) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{30}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetManufacturerRequest) GetManufacturerId() string {
@@ -1944,7 +2081,7 @@ type Manufacturer struct {
 
 func (x *Manufacturer) Reset() {
 	*x = Manufacturer{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[31]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1956,7 +2093,7 @@ func (x *Manufacturer) String() string {
 func (*Manufacturer) ProtoMessage() {}
 
 func (x *Manufacturer) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[31]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1969,7 +2106,7 @@ func (x *Manufacturer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Manufacturer.ProtoReflect.Descriptor instead.
 func (*Manufacturer) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{31}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Manufacturer) GetManufacturerId() string {
@@ -2033,7 +2170,7 @@ type SubmitRegistrationRequest struct {
 
 func (x *SubmitRegistrationRequest) Reset() {
 	*x = SubmitRegistrationRequest{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[32]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2045,7 +2182,7 @@ func (x *SubmitRegistrationRequest) String() string {
 func (*SubmitRegistrationRequest) ProtoMessage() {}
 
 func (x *SubmitRegistrationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[32]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2058,7 +2195,7 @@ func (x *SubmitRegistrationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitRegistrationRequest.ProtoReflect.Descriptor instead.
 func (*SubmitRegistrationRequest) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{32}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SubmitRegistrationRequest) GetRegistration() string {
@@ -2085,7 +2222,7 @@ type GetDeviceHistoryRequest struct {
 
 func (x *GetDeviceHistoryRequest) Reset() {
 	*x = GetDeviceHistoryRequest{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[33]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2097,7 +2234,7 @@ func (x *GetDeviceHistoryRequest) String() string {
 func (*GetDeviceHistoryRequest) ProtoMessage() {}
 
 func (x *GetDeviceHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[33]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2110,7 +2247,7 @@ func (x *GetDeviceHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeviceHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetDeviceHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{33}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetDeviceHistoryRequest) GetDeviceId() string {
@@ -2160,7 +2297,7 @@ type DeviceHistory struct {
 
 func (x *DeviceHistory) Reset() {
 	*x = DeviceHistory{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[34]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2172,7 +2309,7 @@ func (x *DeviceHistory) String() string {
 func (*DeviceHistory) ProtoMessage() {}
 
 func (x *DeviceHistory) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[34]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2185,7 +2322,7 @@ func (x *DeviceHistory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceHistory.ProtoReflect.Descriptor instead.
 func (*DeviceHistory) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{34}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DeviceHistory) GetDeviceId() string {
@@ -2241,7 +2378,7 @@ type HistoryItem struct {
 
 func (x *HistoryItem) Reset() {
 	*x = HistoryItem{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[35]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2253,7 +2390,7 @@ func (x *HistoryItem) String() string {
 func (*HistoryItem) ProtoMessage() {}
 
 func (x *HistoryItem) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[35]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2266,7 +2403,7 @@ func (x *HistoryItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryItem.ProtoReflect.Descriptor instead.
 func (*HistoryItem) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{35}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *HistoryItem) GetIndex() uint64 {
@@ -2308,7 +2445,7 @@ type CheckIndexRequest struct {
 
 func (x *CheckIndexRequest) Reset() {
 	*x = CheckIndexRequest{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[36]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2320,7 +2457,7 @@ func (x *CheckIndexRequest) String() string {
 func (*CheckIndexRequest) ProtoMessage() {}
 
 func (x *CheckIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[36]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2333,7 +2470,7 @@ func (x *CheckIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckIndexRequest.ProtoReflect.Descriptor instead.
 func (*CheckIndexRequest) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{36}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CheckIndexRequest) GetRepair() bool {
@@ -2361,7 +2498,7 @@ type IndexReport struct {
 
 func (x *IndexReport) Reset() {
 	*x = IndexReport{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[37]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2373,7 +2510,7 @@ func (x *IndexReport) String() string {
 func (*IndexReport) ProtoMessage() {}
 
 func (x *IndexReport) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[37]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2386,7 +2523,7 @@ func (x *IndexReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IndexReport.ProtoReflect.Descriptor instead.
 func (*IndexReport) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{37}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *IndexReport) GetLeaves() uint64 {
@@ -2437,7 +2574,7 @@ type IndexedLeaf struct {
 
 func (x *IndexedLeaf) Reset() {
 	*x = IndexedLeaf{}
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[38]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2449,7 +2586,7 @@ func (x *IndexedLeaf) String() string {
 func (*IndexedLeaf) ProtoMessage() {}
 
 func (x *IndexedLeaf) ProtoReflect() protoreflect.Message {
-	mi := &file_vitalproof_v1_ledger_proto_msgTypes[38]
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2462,7 +2599,7 @@ func (x *IndexedLeaf) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IndexedLeaf.ProtoReflect.Descriptor instead.
 func (*IndexedLeaf) Descriptor() ([]byte, []int) {
-	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{38}
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *IndexedLeaf) GetIndex() uint64 {
@@ -2493,6 +2630,53 @@ func (x *IndexedLeaf) GetManufacturer() string {
 	return ""
 }
 
+// RecordEventRequest carries a signed lifecycle event.
+type RecordEventRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required. The event: a signed note in format vitalproof/event/v1,
+	// signed by the caller's key.
+	Event         string `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordEventRequest) Reset() {
+	*x = RecordEventRequest{}
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordEventRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordEventRequest) ProtoMessage() {}
+
+func (x *RecordEventRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vitalproof_v1_ledger_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordEventRequest.ProtoReflect.Descriptor instead.
+func (*RecordEventRequest) Descriptor() ([]byte, []int) {
+	return file_vitalproof_v1_ledger_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *RecordEventRequest) GetEvent() string {
+	if x != nil {
+		return x.Event
+	}
+	return ""
+}
+
 var File_vitalproof_v1_ledger_proto protoreflect.FileDescriptor
 
 const file_vitalproof_v1_ledger_proto_rawDesc = "" +
@@ -2517,7 +2701,7 @@ const file_vitalproof_v1_ledger_proto_rawDesc = "" +
 	"\n" +
 	"public_key\x18\x06 \x01(\fR\tpublicKey\x12\x1f\n" +
 	"\vhospital_id\x18\a \x01(\tR\n" +
-	"hospitalId\"\xd4\x02\n" +
+	"hospitalId\"\x8c\x03\n" +
 	"\x06Device\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\"\n" +
 	"\fmanufacturer\x18\x02 \x01(\tR\fmanufacturer\x12\x10\n" +
@@ -2531,8 +2715,22 @@ const file_vitalproof_v1_ledger_proto_rawDesc = "" +
 	"\x06status\x18\b \x01(\tR\x06status\x12\"\n" +
 	"\fregistration\x18\t \x01(\fR\fregistration\x122\n" +
 	"\x12registration_index\x18\n" +
-	" \x01(\x04H\x00R\x11registrationIndex\x88\x01\x01B\x15\n" +
-	"\x13_registration_index\"/\n" +
+	" \x01(\x04H\x00R\x11registrationIndex\x88\x01\x01\x126\n" +
+	"\tlifecycle\x18\v \x01(\v2\x18.vitalproof.v1.LifecycleR\tlifecycleB\x15\n" +
+	"\x13_registration_index\"\xc6\x02\n" +
+	"\tLifecycle\x12\x16\n" +
+	"\x06status\x18\x01 \x01(\tR\x06status\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x12\n" +
+	"\x04head\x18\x03 \x01(\fR\x04head\x12\x1a\n" +
+	"\bhospital\x18\x04 \x01(\tR\bhospital\x12\x1a\n" +
+	"\bfirmware\x18\x05 \x01(\tR\bfirmware\x12'\n" +
+	"\x0ffirmware_digest\x18\x06 \x01(\fR\x0efirmwareDigest\x12'\n" +
+	"\x0fcommissioned_at\x18\a \x01(\x03R\x0ecommissionedAt\x12\x1f\n" +
+	"\vrecalled_at\x18\b \x01(\x03R\n" +
+	"recalledAt\x12+\n" +
+	"\x11decommissioned_at\x18\t \x01(\x03R\x10decommissionedAt\x12#\n" +
+	"\rrecall_reason\x18\n" +
+	" \x01(\tR\frecallReason\"/\n" +
 	"\x10GetDeviceRequest\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\"0\n" +
 	"\x14SubmitEntriesRequest\x12\x18\n" +
@@ -2670,7 +2868,9 @@ const file_vitalproof_v1_ledger_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1b\n" +
 	"\tdevice_id\x18\x03 \x01(\tR\bdeviceId\x12\"\n" +
-	"\fmanufacturer\x18\x04 \x01(\tR\fmanufacturer2\xba\x0e\n" +
+	"\fmanufacturer\x18\x04 \x01(\tR\fmanufacturer\"*\n" +
+	"\x12RecordEventRequest\x12\x14\n" +
+	"\x05event\x18\x01 \x01(\tR\x05event2\x86\x0f\n" +
 	"\rLedgerService\x12c\n" +
 	"\x10RegisterHospital\x12&.vitalproof.v1.RegisterHospitalRequest\x1a'.vitalproof.v1.RegisterHospitalResponse\x12M\n" +
 	"\x0eRegisterDevice\x12$.vitalproof.v1.RegisterDeviceRequest\x1a\x15.vitalproof.v1.Device\x12C\n" +
@@ -2678,7 +2878,8 @@ const file_vitalproof_v1_ledger_proto_rawDesc = "" +
 	"\x13ProposeManufacturer\x12).vitalproof.v1.ProposeManufacturerRequest\x1a*.vitalproof.v1.ProposeManufacturerResponse\x12]\n" +
 	"\x13ApproveManufacturer\x12).vitalproof.v1.ApproveManufacturerRequest\x1a\x1b.vitalproof.v1.Manufacturer\x12U\n" +
 	"\x0fGetManufacturer\x12%.vitalproof.v1.GetManufacturerRequest\x1a\x1b.vitalproof.v1.Manufacturer\x12U\n" +
-	"\x12SubmitRegistration\x12(.vitalproof.v1.SubmitRegistrationRequest\x1a\x15.vitalproof.v1.Device\x12X\n" +
+	"\x12SubmitRegistration\x12(.vitalproof.v1.SubmitRegistrationRequest\x1a\x15.vitalproof.v1.Device\x12J\n" +
+	"\vRecordEvent\x12!.vitalproof.v1.RecordEventRequest\x1a\x18.vitalproof.v1.Lifecycle\x12X\n" +
 	"\x10GetDeviceHistory\x12&.vitalproof.v1.GetDeviceHistoryRequest\x1a\x1c.vitalproof.v1.DeviceHistory\x12J\n" +
 	"\n" +
 	"CheckIndex\x12 .vitalproof.v1.CheckIndexRequest\x1a\x1a.vitalproof.v1.IndexReport\x12Z\n" +
@@ -2707,103 +2908,108 @@ func file_vitalproof_v1_ledger_proto_rawDescGZIP() []byte {
 	return file_vitalproof_v1_ledger_proto_rawDescData
 }
 
-var file_vitalproof_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_vitalproof_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_vitalproof_v1_ledger_proto_goTypes = []any{
 	(*RegisterHospitalRequest)(nil),       // 0: vitalproof.v1.RegisterHospitalRequest
 	(*RegisterHospitalResponse)(nil),      // 1: vitalproof.v1.RegisterHospitalResponse
 	(*RegisterDeviceRequest)(nil),         // 2: vitalproof.v1.RegisterDeviceRequest
 	(*Device)(nil),                        // 3: vitalproof.v1.Device
-	(*GetDeviceRequest)(nil),              // 4: vitalproof.v1.GetDeviceRequest
-	(*SubmitEntriesRequest)(nil),          // 5: vitalproof.v1.SubmitEntriesRequest
-	(*SubmitEntriesResponse)(nil),         // 6: vitalproof.v1.SubmitEntriesResponse
-	(*EntryResult)(nil),                   // 7: vitalproof.v1.EntryResult
-	(*GetEntryRequest)(nil),               // 8: vitalproof.v1.GetEntryRequest
-	(*GetEntryResponse)(nil),              // 9: vitalproof.v1.GetEntryResponse
-	(*GetInclusionProofRequest)(nil),      // 10: vitalproof.v1.GetInclusionProofRequest
-	(*GetInclusionProofResponse)(nil),     // 11: vitalproof.v1.GetInclusionProofResponse
-	(*GetReceiptResponse)(nil),            // 12: vitalproof.v1.GetReceiptResponse
-	(*GetCheckpointRequest)(nil),          // 13: vitalproof.v1.GetCheckpointRequest
-	(*GetCheckpointResponse)(nil),         // 14: vitalproof.v1.GetCheckpointResponse
-	(*GetConsistencyProofRequest)(nil),    // 15: vitalproof.v1.GetConsistencyProofRequest
-	(*GetConsistencyProofResponse)(nil),   // 16: vitalproof.v1.GetConsistencyProofResponse
-	(*ListCheckpointsRequest)(nil),        // 17: vitalproof.v1.ListCheckpointsRequest
-	(*ListCheckpointsResponse)(nil),       // 18: vitalproof.v1.ListCheckpointsResponse
-	(*GetPublishedCheckpointRequest)(nil), // 19: vitalproof.v1.GetPublishedCheckpointRequest
-	(*PublishedCheckpoint)(nil),           // 20: vitalproof.v1.PublishedCheckpoint
-	(*ListVerifyingKeysRequest)(nil),      // 21: vitalproof.v1.ListVerifyingKeysRequest
-	(*ListVerifyingKeysResponse)(nil),     // 22: vitalproof.v1.ListVerifyingKeysResponse
-	(*GetVerifyingKeyRequest)(nil),        // 23: vitalproof.v1.GetVerifyingKeyRequest
-	(*VerifyingKey)(nil),                  // 24: vitalproof.v1.VerifyingKey
-	(*ListEntriesRequest)(nil),            // 25: vitalproof.v1.ListEntriesRequest
-	(*ListEntriesResponse)(nil),           // 26: vitalproof.v1.ListEntriesResponse
-	(*ProposeManufacturerRequest)(nil),    // 27: vitalproof.v1.ProposeManufacturerRequest
-	(*ProposeManufacturerResponse)(nil),   // 28: vitalproof.v1.ProposeManufacturerResponse
-	(*ApproveManufacturerRequest)(nil),    // 29: vitalproof.v1.ApproveManufacturerRequest
-	(*GetManufacturerRequest)(nil),        // 30: vitalproof.v1.GetManufacturerRequest
-	(*Manufacturer)(nil),                  // 31: vitalproof.v1.Manufacturer
-	(*SubmitRegistrationRequest)(nil),     // 32: vitalproof.v1.SubmitRegistrationRequest
-	(*GetDeviceHistoryRequest)(nil),       // 33: vitalproof.v1.GetDeviceHistoryRequest
-	(*DeviceHistory)(nil),                 // 34: vitalproof.v1.DeviceHistory
-	(*HistoryItem)(nil),                   // 35: vitalproof.v1.HistoryItem
-	(*CheckIndexRequest)(nil),             // 36: vitalproof.v1.CheckIndexRequest
-	(*IndexReport)(nil),                   // 37: vitalproof.v1.IndexReport
-	(*IndexedLeaf)(nil),                   // 38: vitalproof.v1.IndexedLeaf
-	(*EntryError)(nil),                    // 39: vitalproof.v1.EntryError
-	(*GetReceiptRequest)(nil),             // 40: vitalproof.v1.GetReceiptRequest
+	(*Lifecycle)(nil),                     // 4: vitalproof.v1.Lifecycle
+	(*GetDeviceRequest)(nil),              // 5: vitalproof.v1.GetDeviceRequest
+	(*SubmitEntriesRequest)(nil),          // 6: vitalproof.v1.SubmitEntriesRequest
+	(*SubmitEntriesResponse)(nil),         // 7: vitalproof.v1.SubmitEntriesResponse
+	(*EntryResult)(nil),                   // 8: vitalproof.v1.EntryResult
+	(*GetEntryRequest)(nil),               // 9: vitalproof.v1.GetEntryRequest
+	(*GetEntryResponse)(nil),              // 10: vitalproof.v1.GetEntryResponse
+	(*GetInclusionProofRequest)(nil),      // 11: vitalproof.v1.GetInclusionProofRequest
+	(*GetInclusionProofResponse)(nil),     // 12: vitalproof.v1.GetInclusionProofResponse
+	(*GetReceiptResponse)(nil),            // 13: vitalproof.v1.GetReceiptResponse
+	(*GetCheckpointRequest)(nil),          // 14: vitalproof.v1.GetCheckpointRequest
+	(*GetCheckpointResponse)(nil),         // 15: vitalproof.v1.GetCheckpointResponse
+	(*GetConsistencyProofRequest)(nil),    // 16: vitalproof.v1.GetConsistencyProofRequest
+	(*GetConsistencyProofResponse)(nil),   // 17: vitalproof.v1.GetConsistencyProofResponse
+	(*ListCheckpointsRequest)(nil),        // 18: vitalproof.v1.ListCheckpointsRequest
+	(*ListCheckpointsResponse)(nil),       // 19: vitalproof.v1.ListCheckpointsResponse
+	(*GetPublishedCheckpointRequest)(nil), // 20: vitalproof.v1.GetPublishedCheckpointRequest
+	(*PublishedCheckpoint)(nil),           // 21: vitalproof.v1.PublishedCheckpoint
+	(*ListVerifyingKeysRequest)(nil),      // 22: vitalproof.v1.ListVerifyingKeysRequest
+	(*ListVerifyingKeysResponse)(nil),     // 23: vitalproof.v1.ListVerifyingKeysResponse
+	(*GetVerifyingKeyRequest)(nil),        // 24: vitalproof.v1.GetVerifyingKeyRequest
+	(*VerifyingKey)(nil),                  // 25: vitalproof.v1.VerifyingKey
+	(*ListEntriesRequest)(nil),            // 26: vitalproof.v1.ListEntriesRequest
+	(*ListEntriesResponse)(nil),           // 27: vitalproof.v1.ListEntriesResponse
+	(*ProposeManufacturerRequest)(nil),    // 28: vitalproof.v1.ProposeManufacturerRequest
+	(*ProposeManufacturerResponse)(nil),   // 29: vitalproof.v1.ProposeManufacturerResponse
+	(*ApproveManufacturerRequest)(nil),    // 30: vitalproof.v1.ApproveManufacturerRequest
+	(*GetManufacturerRequest)(nil),        // 31: vitalproof.v1.GetManufacturerRequest
+	(*Manufacturer)(nil),                  // 32: vitalproof.v1.Manufacturer
+	(*SubmitRegistrationRequest)(nil),     // 33: vitalproof.v1.SubmitRegistrationRequest
+	(*GetDeviceHistoryRequest)(nil),       // 34: vitalproof.v1.GetDeviceHistoryRequest
+	(*DeviceHistory)(nil),                 // 35: vitalproof.v1.DeviceHistory
+	(*HistoryItem)(nil),                   // 36: vitalproof.v1.HistoryItem
+	(*CheckIndexRequest)(nil),             // 37: vitalproof.v1.CheckIndexRequest
+	(*IndexReport)(nil),                   // 38: vitalproof.v1.IndexReport
+	(*IndexedLeaf)(nil),                   // 39: vitalproof.v1.IndexedLeaf
+	(*RecordEventRequest)(nil),            // 40: vitalproof.v1.RecordEventRequest
+	(*EntryError)(nil),                    // 41: vitalproof.v1.EntryError
+	(*GetReceiptRequest)(nil),             // 42: vitalproof.v1.GetReceiptRequest
 }
 var file_vitalproof_v1_ledger_proto_depIdxs = []int32{
-	7,  // 0: vitalproof.v1.SubmitEntriesResponse.results:type_name -> vitalproof.v1.EntryResult
-	39, // 1: vitalproof.v1.EntryResult.error:type_name -> vitalproof.v1.EntryError
-	20, // 2: vitalproof.v1.ListCheckpointsResponse.checkpoints:type_name -> vitalproof.v1.PublishedCheckpoint
-	24, // 3: vitalproof.v1.ListVerifyingKeysResponse.keys:type_name -> vitalproof.v1.VerifyingKey
-	35, // 4: vitalproof.v1.DeviceHistory.items:type_name -> vitalproof.v1.HistoryItem
-	38, // 5: vitalproof.v1.IndexReport.missing:type_name -> vitalproof.v1.IndexedLeaf
-	38, // 6: vitalproof.v1.IndexReport.wrong:type_name -> vitalproof.v1.IndexedLeaf
-	0,  // 7: vitalproof.v1.LedgerService.RegisterHospital:input_type -> vitalproof.v1.RegisterHospitalRequest
-	2,  // 8: vitalproof.v1.LedgerService.RegisterDevice:input_type -> vitalproof.v1.RegisterDeviceRequest
-	4,  // 9: vitalproof.v1.LedgerService.GetDevice:input_type -> vitalproof.v1.GetDeviceRequest
-	27, // 10: vitalproof.v1.LedgerService.ProposeManufacturer:input_type -> vitalproof.v1.ProposeManufacturerRequest
-	29, // 11: vitalproof.v1.LedgerService.ApproveManufacturer:input_type -> vitalproof.v1.ApproveManufacturerRequest
-	30, // 12: vitalproof.v1.LedgerService.GetManufacturer:input_type -> vitalproof.v1.GetManufacturerRequest
-	32, // 13: vitalproof.v1.LedgerService.SubmitRegistration:input_type -> vitalproof.v1.SubmitRegistrationRequest
-	33, // 14: vitalproof.v1.LedgerService.GetDeviceHistory:input_type -> vitalproof.v1.GetDeviceHistoryRequest
-	36, // 15: vitalproof.v1.LedgerService.CheckIndex:input_type -> vitalproof.v1.CheckIndexRequest
-	5,  // 16: vitalproof.v1.LedgerService.SubmitEntries:input_type -> vitalproof.v1.SubmitEntriesRequest
-	8,  // 17: vitalproof.v1.LedgerService.GetEntry:input_type -> vitalproof.v1.GetEntryRequest
-	25, // 18: vitalproof.v1.LedgerService.ListEntries:input_type -> vitalproof.v1.ListEntriesRequest
-	10, // 19: vitalproof.v1.LedgerService.GetInclusionProof:input_type -> vitalproof.v1.GetInclusionProofRequest
-	40, // 20: vitalproof.v1.LedgerService.GetReceipt:input_type -> vitalproof.v1.GetReceiptRequest
-	13, // 21: vitalproof.v1.LedgerService.GetCheckpoint:input_type -> vitalproof.v1.GetCheckpointRequest
-	15, // 22: vitalproof.v1.LedgerService.GetConsistencyProof:input_type -> vitalproof.v1.GetConsistencyProofRequest
-	17, // 23: vitalproof.v1.LedgerService.ListCheckpoints:input_type -> vitalproof.v1.ListCheckpointsRequest
-	19, // 24: vitalproof.v1.LedgerService.GetPublishedCheckpoint:input_type -> vitalproof.v1.GetPublishedCheckpointRequest
-	21, // 25: vitalproof.v1.LedgerService.ListVerifyingKeys:input_type -> vitalproof.v1.ListVerifyingKeysRequest
-	23, // 26: vitalproof.v1.LedgerService.GetVerifyingKey:input_type -> vitalproof.v1.GetVerifyingKeyRequest
-	1,  // 27: vitalproof.v1.LedgerService.RegisterHospital:output_type -> vitalproof.v1.RegisterHospitalResponse
-	3,  // 28: vitalproof.v1.LedgerService.RegisterDevice:output_type -> vitalproof.v1.Device
-	3,  // 29: vitalproof.v1.LedgerService.GetDevice:output_type -> vitalproof.v1.Device
-	28, // 30: vitalproof.v1.LedgerService.ProposeManufacturer:output_type -> vitalproof.v1.ProposeManufacturerResponse
-	31, // 31: vitalproof.v1.LedgerService.ApproveManufacturer:output_type -> vitalproof.v1.Manufacturer
-	31, // 32: vitalproof.v1.LedgerService.GetManufacturer:output_type -> vitalproof.v1.Manufacturer
-	3,  // 33: vitalproof.v1.LedgerService.SubmitRegistration:output_type -> vitalproof.v1.Device
-	34, // 34: vitalproof.v1.LedgerService.GetDeviceHistory:output_type -> vitalproof.v1.DeviceHistory
-	37, // 35: vitalproof.v1.LedgerService.CheckIndex:output_type -> vitalproof.v1.IndexReport
-	6,  // 36: vitalproof.v1.LedgerService.SubmitEntries:output_type -> vitalproof.v1.SubmitEntriesResponse
-	9,  // 37: vitalproof.v1.LedgerService.GetEntry:output_type -> vitalproof.v1.GetEntryResponse
-	26, // 38: vitalproof.v1.LedgerService.ListEntries:output_type -> vitalproof.v1.ListEntriesResponse
-	11, // 39: vitalproof.v1.LedgerService.GetInclusionProof:output_type -> vitalproof.v1.GetInclusionProofResponse
-	12, // 40: vitalproof.v1.LedgerService.GetReceipt:output_type -> vitalproof.v1.GetReceiptResponse
-	14, // 41: vitalproof.v1.LedgerService.GetCheckpoint:output_type -> vitalproof.v1.GetCheckpointResponse
-	16, // 42: vitalproof.v1.LedgerService.GetConsistencyProof:output_type -> vitalproof.v1.GetConsistencyProofResponse
-	18, // 43: vitalproof.v1.LedgerService.ListCheckpoints:output_type -> vitalproof.v1.ListCheckpointsResponse
-	20, // 44: vitalproof.v1.LedgerService.GetPublishedCheckpoint:output_type -> vitalproof.v1.PublishedCheckpoint
-	22, // 45: vitalproof.v1.LedgerService.ListVerifyingKeys:output_type -> vitalproof.v1.ListVerifyingKeysResponse
-	24, // 46: vitalproof.v1.LedgerService.GetVerifyingKey:output_type -> vitalproof.v1.VerifyingKey
-	27, // [27:47] is the sub-list for method output_type
-	7,  // [7:27] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	4,  // 0: vitalproof.v1.Device.lifecycle:type_name -> vitalproof.v1.Lifecycle
+	8,  // 1: vitalproof.v1.SubmitEntriesResponse.results:type_name -> vitalproof.v1.EntryResult
+	41, // 2: vitalproof.v1.EntryResult.error:type_name -> vitalproof.v1.EntryError
+	21, // 3: vitalproof.v1.ListCheckpointsResponse.checkpoints:type_name -> vitalproof.v1.PublishedCheckpoint
+	25, // 4: vitalproof.v1.ListVerifyingKeysResponse.keys:type_name -> vitalproof.v1.VerifyingKey
+	36, // 5: vitalproof.v1.DeviceHistory.items:type_name -> vitalproof.v1.HistoryItem
+	39, // 6: vitalproof.v1.IndexReport.missing:type_name -> vitalproof.v1.IndexedLeaf
+	39, // 7: vitalproof.v1.IndexReport.wrong:type_name -> vitalproof.v1.IndexedLeaf
+	0,  // 8: vitalproof.v1.LedgerService.RegisterHospital:input_type -> vitalproof.v1.RegisterHospitalRequest
+	2,  // 9: vitalproof.v1.LedgerService.RegisterDevice:input_type -> vitalproof.v1.RegisterDeviceRequest
+	5,  // 10: vitalproof.v1.LedgerService.GetDevice:input_type -> vitalproof.v1.GetDeviceRequest
+	28, // 11: vitalproof.v1.LedgerService.ProposeManufacturer:input_type -> vitalproof.v1.ProposeManufacturerRequest
+	30, // 12: vitalproof.v1.LedgerService.ApproveManufacturer:input_type -> vitalproof.v1.ApproveManufacturerRequest
+	31, // 13: vitalproof.v1.LedgerService.GetManufacturer:input_type -> vitalproof.v1.GetManufacturerRequest
+	33, // 14: vitalproof.v1.LedgerService.SubmitRegistration:input_type -> vitalproof.v1.SubmitRegistrationRequest
+	40, // 15: vitalproof.v1.LedgerService.RecordEvent:input_type -> vitalproof.v1.RecordEventRequest
+	34, // 16: vitalproof.v1.LedgerService.GetDeviceHistory:input_type -> vitalproof.v1.GetDeviceHistoryRequest
+	37, // 17: vitalproof.v1.LedgerService.CheckIndex:input_type -> vitalproof.v1.CheckIndexRequest
+	6,  // 18: vitalproof.v1.LedgerService.SubmitEntries:input_type -> vitalproof.v1.SubmitEntriesRequest
+	9,  // 19: vitalproof.v1.LedgerService.GetEntry:input_type -> vitalproof.v1.GetEntryRequest
+	26, // 20: vitalproof.v1.LedgerService.ListEntries:input_type -> vitalproof.v1.ListEntriesRequest
+	11, // 21: vitalproof.v1.LedgerService.GetInclusionProof:input_type -> vitalproof.v1.GetInclusionProofRequest
+	42, // 22: vitalproof.v1.LedgerService.GetReceipt:input_type -> vitalproof.v1.GetReceiptRequest
+	14, // 23: vitalproof.v1.LedgerService.GetCheckpoint:input_type -> vitalproof.v1.GetCheckpointRequest
+	16, // 24: vitalproof.v1.LedgerService.GetConsistencyProof:input_type -> vitalproof.v1.GetConsistencyProofRequest
+	18, // 25: vitalproof.v1.LedgerService.ListCheckpoints:input_type -> vitalproof.v1.ListCheckpointsRequest
+	20, // 26: vitalproof.v1.LedgerService.GetPublishedCheckpoint:input_type -> vitalproof.v1.GetPublishedCheckpointRequest
+	22, // 27: vitalproof.v1.LedgerService.ListVerifyingKeys:input_type -> vitalproof.v1.ListVerifyingKeysRequest
+	24, // 28: vitalproof.v1.LedgerService.GetVerifyingKey:input_type -> vitalproof.v1.GetVerifyingKeyRequest
+	1,  // 29: vitalproof.v1.LedgerService.RegisterHospital:output_type -> vitalproof.v1.RegisterHospitalResponse
+	3,  // 30: vitalproof.v1.LedgerService.RegisterDevice:output_type -> vitalproof.v1.Device
+	3,  // 31: vitalproof.v1.LedgerService.GetDevice:output_type -> vitalproof.v1.Device
+	29, // 32: vitalproof.v1.LedgerService.ProposeManufacturer:output_type -> vitalproof.v1.ProposeManufacturerResponse
+	32, // 33: vitalproof.v1.LedgerService.ApproveManufacturer:output_type -> vitalproof.v1.Manufacturer
+	32, // 34: vitalproof.v1.LedgerService.GetManufacturer:output_type -> vitalproof.v1.Manufacturer
+	3,  // 35: vitalproof.v1.LedgerService.SubmitRegistration:output_type -> vitalproof.v1.Device
+	4,  // 36: vitalproof.v1.LedgerService.RecordEvent:output_type -> vitalproof.v1.Lifecycle
+	35, // 37: vitalproof.v1.LedgerService.GetDeviceHistory:output_type -> vitalproof.v1.DeviceHistory
+	38, // 38: vitalproof.v1.LedgerService.CheckIndex:output_type -> vitalproof.v1.IndexReport
+	7,  // 39: vitalproof.v1.LedgerService.SubmitEntries:output_type -> vitalproof.v1.SubmitEntriesResponse
+	10, // 40: vitalproof.v1.LedgerService.GetEntry:output_type -> vitalproof.v1.GetEntryResponse
+	27, // 41: vitalproof.v1.LedgerService.ListEntries:output_type -> vitalproof.v1.ListEntriesResponse
+	12, // 42: vitalproof.v1.LedgerService.GetInclusionProof:output_type -> vitalproof.v1.GetInclusionProofResponse
+	13, // 43: vitalproof.v1.LedgerService.GetReceipt:output_type -> vitalproof.v1.GetReceiptResponse
+	15, // 44: vitalproof.v1.LedgerService.GetCheckpoint:output_type -> vitalproof.v1.GetCheckpointResponse
+	17, // 45: vitalproof.v1.LedgerService.GetConsistencyProof:output_type -> vitalproof.v1.GetConsistencyProofResponse
+	19, // 46: vitalproof.v1.LedgerService.ListCheckpoints:output_type -> vitalproof.v1.ListCheckpointsResponse
+	21, // 47: vitalproof.v1.LedgerService.GetPublishedCheckpoint:output_type -> vitalproof.v1.PublishedCheckpoint
+	23, // 48: vitalproof.v1.LedgerService.ListVerifyingKeys:output_type -> vitalproof.v1.ListVerifyingKeysResponse
+	25, // 49: vitalproof.v1.LedgerService.GetVerifyingKey:output_type -> vitalproof.v1.VerifyingKey
+	29, // [29:50] is the sub-list for method output_type
+	8,  // [8:29] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_vitalproof_v1_ledger_proto_init() }
@@ -2819,7 +3025,7 @@ func file_vitalproof_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vitalproof_v1_ledger_proto_rawDesc), len(file_vitalproof_v1_ledger_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   39,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,7 @@ const (
 	LedgerService_ApproveManufacturer_FullMethodName    = "/vitalproof.v1.LedgerService/ApproveManufacturer"
 	LedgerService_GetManufacturer_FullMethodName        = "/vitalproof.v1.LedgerService/GetManufacturer"
 	LedgerService_SubmitRegistration_FullMethodName     = "/vitalproof.v1.LedgerService/SubmitRegistration"
+	LedgerService_RecordEvent_FullMethodName            = "/vitalproof.v1.LedgerService/RecordEvent"
 	LedgerService_GetDeviceHistory_FullMethodName       = "/vitalproof.v1.LedgerService/GetDeviceHistory"
 	LedgerService_CheckIndex_FullMethodName             = "/vitalproof.v1.LedgerService/CheckIndex"
 	LedgerService_SubmitEntries_FullMethodName          = "/vitalproof.v1.LedgerService/SubmitEntries"
@@ -95,6 +96,15 @@ type LedgerServiceClient interface {
 	// record to the log. Role: manufacturer, admitted, and named by the
 	// record. HTTP 409 if the device is registered.
 	SubmitRegistration(ctx context.Context, in *SubmitRegistrationRequest, opts ...grpc.CallOption) (*Device, error)
+	// Records a device lifecycle event (format vitalproof/event/v1: made,
+	// shipped, commissioned, firmware updated, recalled, decommissioned)
+	// signed by the caller, checks it against the device's state and appends
+	// it to the log; answers the new state. Role: the manufacturer (made,
+	// shipped, firmware, recalled) or the hospital (commissioned,
+	// decommissioned) the state machine entitles. HTTP 403 if the caller is
+	// not entitled, 409 if the device's state does not allow the event or it
+	// is not the next link of the device's event chain.
+	RecordEvent(ctx context.Context, in *RecordEventRequest, opts ...grpc.CallOption) (*Lifecycle, error)
 	// Returns a page of a device's history (its registration record,
 	// lifecycle events and reading entries), newest or oldest first, each
 	// leaf with its inclusion proof against the latest published (cosigned)
@@ -215,6 +225,16 @@ func (c *ledgerServiceClient) SubmitRegistration(ctx context.Context, in *Submit
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Device)
 	err := c.cc.Invoke(ctx, LedgerService_SubmitRegistration_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ledgerServiceClient) RecordEvent(ctx context.Context, in *RecordEventRequest, opts ...grpc.CallOption) (*Lifecycle, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Lifecycle)
+	err := c.cc.Invoke(ctx, LedgerService_RecordEvent_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -405,6 +425,15 @@ type LedgerServiceServer interface {
 	// record to the log. Role: manufacturer, admitted, and named by the
 	// record. HTTP 409 if the device is registered.
 	SubmitRegistration(context.Context, *SubmitRegistrationRequest) (*Device, error)
+	// Records a device lifecycle event (format vitalproof/event/v1: made,
+	// shipped, commissioned, firmware updated, recalled, decommissioned)
+	// signed by the caller, checks it against the device's state and appends
+	// it to the log; answers the new state. Role: the manufacturer (made,
+	// shipped, firmware, recalled) or the hospital (commissioned,
+	// decommissioned) the state machine entitles. HTTP 403 if the caller is
+	// not entitled, 409 if the device's state does not allow the event or it
+	// is not the next link of the device's event chain.
+	RecordEvent(context.Context, *RecordEventRequest) (*Lifecycle, error)
 	// Returns a page of a device's history (its registration record,
 	// lifecycle events and reading entries), newest or oldest first, each
 	// leaf with its inclusion proof against the latest published (cosigned)
@@ -481,6 +510,9 @@ func (UnimplementedLedgerServiceServer) GetManufacturer(context.Context, *GetMan
 }
 func (UnimplementedLedgerServiceServer) SubmitRegistration(context.Context, *SubmitRegistrationRequest) (*Device, error) {
 	return nil, status.Error(codes.Unimplemented, "method SubmitRegistration not implemented")
+}
+func (UnimplementedLedgerServiceServer) RecordEvent(context.Context, *RecordEventRequest) (*Lifecycle, error) {
+	return nil, status.Error(codes.Unimplemented, "method RecordEvent not implemented")
 }
 func (UnimplementedLedgerServiceServer) GetDeviceHistory(context.Context, *GetDeviceHistoryRequest) (*DeviceHistory, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetDeviceHistory not implemented")
@@ -664,6 +696,24 @@ func _LedgerService_SubmitRegistration_Handler(srv interface{}, ctx context.Cont
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(LedgerServiceServer).SubmitRegistration(ctx, req.(*SubmitRegistrationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LedgerService_RecordEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecordEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LedgerServiceServer).RecordEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LedgerService_RecordEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LedgerServiceServer).RecordEvent(ctx, req.(*RecordEventRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -936,6 +986,10 @@ var LedgerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SubmitRegistration",
 			Handler:    _LedgerService_SubmitRegistration_Handler,
+		},
+		{
+			MethodName: "RecordEvent",
+			Handler:    _LedgerService_RecordEvent_Handler,
 		},
 		{
 			MethodName: "GetDeviceHistory",
