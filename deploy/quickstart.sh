@@ -150,12 +150,53 @@ bin/vitalproof device register --ledger "http://$LEDGER_HTTP" --api-key-file "$D
 bin/vitalproofd create-key --config "$OUT/vitalproofd.yaml" --role submitter --label demo-hub > "$D/hub.apikey"
 chmod 600 "$D/hub.apikey"
 
+# life DEVICE FIRST_DAY: the manufacturer makes and ships the device, the
+# hospital commissions it, all before its first readings (each event signed
+# by its party and checked against the device's state at the ledger).
+life() {
+  local dev=$1 first=$2
+  bin/vitalproof device event --ledger "http://$LEDGER_HTTP" --api-key-file "$D/manufacturer.apikey" --key "$D/manufacturer.key" \
+    --id "$dev" --kind manufactured --at "$(date -u -d "$first - 3 days" +%FT%TZ)"
+  bin/vitalproof device event --ledger "http://$LEDGER_HTTP" --api-key-file "$D/manufacturer.apikey" --key "$D/manufacturer.key" \
+    --id "$dev" --kind shipped --hospital demo-hospital --at "$(date -u -d "$first - 2 days" +%FT%TZ)"
+  bin/vitalproof device event --ledger "http://$LEDGER_HTTP" --api-key-file "$D/hospital-ledger.apikey" --key "$D/hospital.key" \
+    --id "$dev" --kind commissioned --hospital demo-hospital --at "$(date -u -d "$first - 1 day" +%FT%TZ)"
+}
+yesterday=$(date -u -d yesterday +%F)
+
+step "demo-medtech makes and ships the wristband; the hospital commissions it"
+life demo-wristband-1 "$yesterday"
+
 step "a simulated wearable submits yesterday's readings"
 bin/vitalproof simulate --gateway "http://$GATEWAY_HTTP" --api-key-file "$D/hub.apikey" \
   --device-key "$D/device.key" --hospital demo-hospital --start yesterday --hours 24 \
   --metrics heart-rate,spo2,body-temperature,systolic-bp,diastolic-bp,glucose,steps \
   --receipts "$OUT" --fhir-sample "$OUT/observations.fhir.json" | tee "$OUT/simulate.txt"
 readings=$(sed -n 's/^submitted [0-9]* batches, \([0-9]*\) readings.*/\1/p' "$OUT/simulate.txt")
+
+step "demo-medtech updates the wristband's firmware; a second wristband is recalled at noon yesterday"
+echo "VitalBand 2 firmware 1.5.0" > "$OUT/firmware-1.5.0.bin"
+bin/vitalproof device event --ledger "http://$LEDGER_HTTP" --api-key-file "$D/manufacturer.apikey" --key "$D/manufacturer.key" \
+  --id demo-wristband-1 --kind firmware --firmware 1.5.0 --image "$OUT/firmware-1.5.0.bin"
+bin/vitalproof keygen --name demo-wristband-2 --out "$D/device2.key" > /dev/null
+bin/vitalproof device register --ledger "http://$LEDGER_HTTP" --api-key-file "$D/manufacturer.apikey" --manufacturer-key "$D/manufacturer.key" \
+  --id demo-wristband-2 --manufacturer demo-medtech --udi "(01)09506000134352(11)260301(17)290301(10)LOT42(21)WB0002" \
+  --model "VitalBand 2" --firmware 1.4.2 --vkey-file "$D/device2.key.vkey" --hospital demo-hospital
+life demo-wristband-2 "$yesterday"
+bin/vitalproof device event --ledger "http://$LEDGER_HTTP" --api-key-file "$D/manufacturer.apikey" --key "$D/manufacturer.key" \
+  --id demo-wristband-2 --kind recalled --reason "battery may overheat" --at "${yesterday}T12:00:00Z"
+if bin/vitalproof simulate --gateway "http://$GATEWAY_HTTP" --api-key-file "$D/hub.apikey" \
+    --device-key "$D/device2.key" --hospital demo-hospital --start yesterday --hours 24 --metrics heart-rate \
+    --receipts "$OUT" > "$OUT/recalled.txt" 2>&1; then
+  echo "the recalled wristband's readings after noon were accepted" >&2
+  exit 1
+fi
+if ! grep -q "recalled" "$OUT/recalled.txt"; then
+  cat "$OUT/recalled.txt" >&2
+  exit 1
+fi
+echo "   readings before noon logged; the first batch after the recall refused:"
+grep -o "recalled.*" "$OUT/recalled.txt" | head -n 1 | sed 's/^/   /'
 
 step "witness hospital3 goes offline; hospital1 and hospital2 still make the quorum"
 kill -TERM "$witness3_pid" && wait "$witness3_pid" || true
@@ -171,6 +212,7 @@ bin/vitalproof device register --ledger "http://$LEDGER_HTTP" --api-key-file "$D
   --id demo-cgm-1 --manufacturer demo-medtech --udi "(01)09506000134369(21)CGM0001" \
   --model "GlucoWatch 1" --firmware 2.0.1 --vkey-file "$D/cgm.key.vkey" --hospital demo-hospital
 cgm_start=$(date -u -d "31 days ago" +%Y-%m-%d)
+life demo-cgm-1 "$cgm_start"
 bin/vitalproof simulate --gateway "http://$GATEWAY_HTTP" --api-key-file "$D/hub.apikey" \
   --device-key "$D/cgm.key" --hospital demo-hospital --start "${cgm_start}T00:00:00Z" --hours 744 \
   --metrics glucose --batch-every 24h --reading-every 30m --skip-days 4,11,12,23 \
@@ -223,7 +265,7 @@ bin/vitalproof audit keys --ledger "http://$LEDGER_HTTP" --out "$OUT/keys"
 bin/vitalproof audit verify --policy "$OUT/policy.txt" --keys "$OUT/keys" --registrar-vkey "$D/manufacturer.key.vkey" "$OUT"/audit-*.vpaudit
 
 step "the manufacturer fetches each device's history, every leaf verified against a cosigned checkpoint"
-for dev in demo-wristband-1 demo-cgm-1; do
+for dev in demo-wristband-1 demo-wristband-2 demo-cgm-1; do
   bin/vitalproof device history --ledger "http://$LEDGER_HTTP" --api-key-file "$D/manufacturer.apikey" --id "$dev" \
     --policy "$OUT/policy.txt" --out "$OUT/history-$dev.json" > "$OUT/history-$dev.txt"
   tail -n 1 "$OUT/history-$dev.txt"

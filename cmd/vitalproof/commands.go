@@ -132,6 +132,9 @@ func cmdDevice(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == "history" {
 		return deviceHistory(ctx, args[1:])
 	}
+	if len(args) > 0 && args[0] == "event" {
+		return deviceEvent(ctx, args[1:])
+	}
 	if len(args) == 0 || args[0] != "register" {
 		return usageError{errors.New("usage: vitalproof device register --ledger URL (--admin-key-file F | --api-key-file F --manufacturer-key F) --id ID --manufacturer M --udi UDI --model M --firmware V --vkey-file F --hospital ID")}
 	}

@@ -15,6 +15,7 @@
 //	vitalproof checkpoint --ledger URL [--policy FILE]
 //	vitalproof verify receipt --policy FILE RECEIPT...
 //	vitalproof verify checkpoint --policy FILE [CHECKPOINT_FILE|-]
+//	vitalproof device event --ledger URL --api-key-file F --key F --id ID --kind KIND [--at T] [--hospital H] [--firmware V (--image F | --digest HEX)] [--reason R]
 //	vitalproof device history --ledger URL --api-key-file F --id ID --policy FILE [--order oldest|newest] [--out FILE]
 //	vitalproof index check --ledger URL --admin-key-file F [--repair]
 //	vitalproof manufacturer propose --ledger URL --admin-key-file F --id ID --name NAME --vkey-file F [--api-key-out F]
@@ -52,7 +53,7 @@ var commands = []command{
 	{"keygen", "keygen --name NAME --out FILE: create an Ed25519 signing key (device or hospital)", cmdKeygen},
 	{"policy", "policy --log-vkey-file FILE: print a tlog-policy for the log", cmdPolicy},
 	{"hospital", "hospital register ...: admit a hospital (operator)", cmdHospital},
-	{"device", "device (register|history) ...: register a device; page through its history, each leaf verified against a cosigned checkpoint", cmdDevice},
+	{"device", "device (register|event|history) ...: register a device; record a lifecycle event; page through its history, each leaf verified against a cosigned checkpoint", cmdDevice},
 	{"simulate", "simulate ...: a simulated wearable submits a day of signed batches", cmdSimulate},
 	{"submit", "submit (--batch FILE | --fhir FILE): submit a native JSON batch or FHIR R4 resource", cmdSubmit},
 	{"receipt", "receipt --ledger URL --index N: fetch an entry's receipt", cmdReceipt},
