@@ -61,6 +61,46 @@ func readTrimmed(path string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
+// signerFile reads a note private key file (what names the key in errors).
+func signerFile(path, what string) (note.Signer, error) {
+	skey, err := readTrimmed(path)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read %s: %w", what, err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not a signing key: %w", path, err)
+	}
+	return signer, nil
+}
+
+// namedPublicKey reads a note verifier key file and checks that the key
+// is named id.
+func namedPublicKey(path, id string) ([]byte, error) {
+	name, pub, err := publicKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if name != id {
+		return nil, fmt.Errorf("the key in %s is named %q, not %q", path, name, id)
+	}
+	return pub, nil
+}
+
+// printAPIKey writes an API key shown once to path (mode 0600), saying so
+// on stderr, or to stdout when path is empty.
+func printAPIKey(path, key, saved string) error {
+	if path == "" {
+		fmt.Println(key)
+		return nil
+	}
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "%s; its API key is in %s\n", saved, path)
+	return nil
+}
+
 // publicKeyFile reads a note verifier key file and returns its name and Ed25519 key.
 func publicKeyFile(path string) (string, []byte, error) {
 	vkey, err := readTrimmed(path)
@@ -102,12 +142,9 @@ func cmdHospital(ctx context.Context, args []string) error {
 	if err := parse(fs, args[1:], "admin-key-file", "id", "name", "vkey-file"); err != nil {
 		return err
 	}
-	keyName, pub, err := publicKeyFile(*vkeyFile)
+	pub, err := namedPublicKey(*vkeyFile, *id)
 	if err != nil {
 		return err
-	}
-	if keyName != *id {
-		return fmt.Errorf("the key in %s is named %q, not %q", *vkeyFile, keyName, *id)
 	}
 	c, err := newClient(*ledger, *adminKey)
 	if err != nil {
@@ -117,15 +154,7 @@ func cmdHospital(ctx context.Context, args []string) error {
 	if err := c.call(ctx, http.MethodPost, "/api/v1/log/hospitals", &v1.RegisterHospitalRequest{HospitalId: *id, Name: *name, PublicKey: pub}, &resp); err != nil {
 		return err
 	}
-	if *keyOut != "" {
-		if err := os.WriteFile(*keyOut, []byte(resp.ApiKey+"\n"), 0o600); err != nil {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "registered hospital %s; its API key is in %s\n", *id, *keyOut)
-		return nil
-	}
-	fmt.Println(resp.ApiKey)
-	return nil
+	return printAPIKey(*keyOut, resp.ApiKey, "registered hospital "+*id)
 }
 
 func cmdDevice(ctx context.Context, args []string) error {
@@ -156,21 +185,14 @@ func cmdDevice(ctx context.Context, args []string) error {
 	if (*adminKey == "") == (*manufacturerKey == "" || *apiKey == "") {
 		return usageError{errors.New("give --admin-key-file (the operator registers), or --api-key-file and --manufacturer-key (the manufacturer registers)")}
 	}
-	keyName, pub, err := publicKeyFile(*vkeyFile)
+	pub, err := namedPublicKey(*vkeyFile, *id)
 	if err != nil {
 		return err
 	}
-	if keyName != *id {
-		return fmt.Errorf("the key in %s is named %q, not %q", *vkeyFile, keyName, *id)
-	}
 	if *manufacturerKey != "" {
-		skey, err := readTrimmed(*manufacturerKey)
+		signer, err := signerFile(*manufacturerKey, "manufacturer key")
 		if err != nil {
-			return fmt.Errorf("couldn't read manufacturer key: %w", err)
-		}
-		signer, err := note.NewSigner(skey)
-		if err != nil {
-			return fmt.Errorf("%s: not a signing key: %w", *manufacturerKey, err)
+			return err
 		}
 		reg, err := wearables.NewRegistration(*id, *manufacturer, *udi, *model, *firmware, pub, *hospital, time.Now())
 		if err != nil {

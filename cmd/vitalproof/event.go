@@ -10,8 +10,6 @@ import (
 	"os"
 	"time"
 
-	"golang.org/x/mod/sumdb/note"
-
 	v1 "github.com/vitalproof/vitalproof/api/gen/vitalproof/v1"
 	"github.com/vitalproof/vitalproof/wearables"
 )
@@ -35,13 +33,9 @@ func deviceEvent(ctx context.Context, args []string) error {
 	if err := parse(fs, args, "api-key-file", "key", "id", "kind"); err != nil {
 		return err
 	}
-	skey, err := readTrimmed(*keyFile)
+	signer, err := signerFile(*keyFile, "key")
 	if err != nil {
-		return fmt.Errorf("couldn't read key: %w", err)
-	}
-	signer, err := note.NewSigner(skey)
-	if err != nil {
-		return fmt.Errorf("%s: not a signing key: %w", *keyFile, err)
+		return err
 	}
 	when := time.Now()
 	if *at != "" {

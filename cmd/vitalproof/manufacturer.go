@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
-
-	"golang.org/x/mod/sumdb/note"
 
 	v1 "github.com/vitalproof/vitalproof/api/gen/vitalproof/v1"
 	"github.com/vitalproof/vitalproof/provenance"
@@ -49,12 +46,9 @@ func manufacturerPropose(ctx context.Context, args []string) error {
 	if err := parse(fs, args, "admin-key-file", "id", "name", "vkey-file"); err != nil {
 		return err
 	}
-	keyName, pub, err := publicKeyFile(*vkeyFile)
+	pub, err := namedPublicKey(*vkeyFile, *id)
 	if err != nil {
 		return err
-	}
-	if keyName != *id {
-		return fmt.Errorf("the key in %s is named %q, not %q", *vkeyFile, keyName, *id)
 	}
 	c, err := newClient(*ledger, *adminKey)
 	if err != nil {
@@ -64,15 +58,7 @@ func manufacturerPropose(ctx context.Context, args []string) error {
 	if err := c.call(ctx, http.MethodPost, "/api/v1/log/manufacturers", &v1.ProposeManufacturerRequest{ManufacturerId: *id, Name: *name, PublicKey: pub}, &resp); err != nil {
 		return err
 	}
-	if *keyOut != "" {
-		if err := os.WriteFile(*keyOut, []byte(resp.ApiKey+"\n"), 0o600); err != nil {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "proposed manufacturer %s; its API key (valid once admitted) is in %s\n", *id, *keyOut)
-		return nil
-	}
-	fmt.Println(resp.ApiKey)
-	return nil
+	return printAPIKey(*keyOut, resp.ApiKey, "proposed manufacturer "+*id+" (its API key works once it is admitted)")
 }
 
 func manufacturerApprove(ctx context.Context, args []string) error {
@@ -85,13 +71,9 @@ func manufacturerApprove(ctx context.Context, args []string) error {
 	if err := parse(fs, args, "api-key-file", "hospital-key", "id"); err != nil {
 		return err
 	}
-	skey, err := readTrimmed(*hospitalKey)
+	signer, err := signerFile(*hospitalKey, "hospital key")
 	if err != nil {
-		return fmt.Errorf("couldn't read hospital key: %w", err)
-	}
-	signer, err := note.NewSigner(skey)
-	if err != nil {
-		return fmt.Errorf("%s: not a signing key: %w", *hospitalKey, err)
+		return err
 	}
 	c, err := newClient(*ledger, *apiKey)
 	if err != nil {

@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/mod/sumdb/note"
-
 	v1 "github.com/vitalproof/vitalproof/api/gen/vitalproof/v1"
 	"github.com/vitalproof/vitalproof/wearables"
 )
@@ -39,13 +37,9 @@ func cmdSimulate(ctx context.Context, args []string) error {
 	if err := parse(fs, args, "api-key-file", "device-key", "hospital"); err != nil {
 		return err
 	}
-	skey, err := readTrimmed(*deviceKey)
+	signer, err := signerFile(*deviceKey, "device key")
 	if err != nil {
-		return fmt.Errorf("couldn't read device key: %w", err)
-	}
-	signer, err := note.NewSigner(skey)
-	if err != nil {
-		return fmt.Errorf("%s: not a signing key: %w", *deviceKey, err)
+		return err
 	}
 	var start time.Time
 	if *startFlag == "yesterday" {
