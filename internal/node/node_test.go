@@ -459,16 +459,22 @@ func TestFHIR(t *testing.T) {
 	if len(res.Results) != 1 || res.Results[0].Attestation != "device" || res.Results[0].Readings != 12 {
 		t.Fatalf("attested Bundle results = %+v", res.Results)
 	}
-	grp, err := sim.Observations("heart-rate", hour(2), time.Hour, 10*time.Minute)
-	if err != nil {
-		t.Fatal(err)
+	observations := func(h int) []byte {
+		t.Helper()
+		grp, err := sim.Observations("heart-rate", hour(h), time.Hour, 10*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		grp.PatientRef = "Patient/fhir-test"
+		obs, err := wearables.ExportObservations(grp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return obs
 	}
-	grp.PatientRef = "Patient/fhir-test"
-	obs, err := wearables.ExportObservations(grp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 2; i++ { // twice: the gateway's own chain goes on
+	var obs []byte
+	for i := 0; i < 2; i++ { // two hours: the gateway's own chain goes on
+		obs = observations(3 - i)
 		res, err = e.gateway.SubmitFHIR(ctx, &v1.SubmitFHIRRequest{Resource: obs})
 		if err != nil {
 			t.Fatalf("plain Observations (%d): %v", i, err)
@@ -496,8 +502,20 @@ func TestFHIR(t *testing.T) {
 			t.Errorf("gateway entry %d: seq %d attestation %s", i, entry.Header.Seq, entry.Header.Attestation)
 		}
 	}
-	// Malformed FHIR is refused and writes nothing.
+	// The same Observations again would repeat the hour on the gateway's
+	// chain: refused, nothing stored, and the chain goes on after it.
 	batches := e.count(e.gatewayDB, "batches")
+	if _, err := e.gateway.SubmitFHIR(ctx, &v1.SubmitFHIRRequest{Resource: obs}); status.Code(err) != codes.AlreadyExists || !strings.Contains(err.Error(), "time order") {
+		t.Errorf("the same Observations again = %v; want a conflict on time order", err)
+	}
+	if got := e.count(e.gatewayDB, "batches"); got != batches {
+		t.Errorf("a refused resubmission left %d rows", got-batches)
+	}
+	if res, err := e.gateway.SubmitFHIR(ctx, &v1.SubmitFHIRRequest{Resource: observations(1)}); err != nil || res.Results[0].Pending {
+		t.Errorf("the next hour after a refusal: %v, %v", res, err)
+	}
+	// Malformed FHIR is refused and writes nothing.
+	batches = e.count(e.gatewayDB, "batches")
 	_, err = e.gateway.SubmitFHIR(ctx, &v1.SubmitFHIRRequest{Resource: []byte(`{"resourceType":"Observation"}`)})
 	if status.Code(err) != codes.InvalidArgument {
 		t.Errorf("malformed FHIR: code %v, want InvalidArgument", status.Code(err))
