@@ -31,6 +31,31 @@ type Policy struct {
 type policyWitness struct {
 	name     string
 	verifier *torchwood.CosignatureVerifier
+	url      string
+}
+
+// Witness is a "witness" line of a policy.
+type Witness struct {
+	// Name is the witness's name in the policy, which groups refer to; not
+	// necessarily its key's name.
+	Name     string
+	Verifier *torchwood.CosignatureVerifier
+	// URL is the rest of the line after the key: its optional URL (the
+	// witness's tlog-witness submission prefix), as written; "" if the line
+	// has none. torchwood ignores it.
+	URL string
+}
+
+// Logs returns the policy's log keys, in order.
+func (p *Policy) Logs() []note.Verifier { return append([]note.Verifier(nil), p.logs...) }
+
+// Witnesses returns the policy's witnesses, in order.
+func (p *Policy) Witnesses() []Witness {
+	out := make([]Witness, len(p.witnesses))
+	for i, w := range p.witnesses {
+		out[i] = Witness{Name: w.name, Verifier: w.verifier, URL: w.url}
+	}
+	return out
 }
 
 // policyComponent is a witness (witness >= 0, its index in
@@ -112,7 +137,9 @@ func parseStructure(text []byte) (*Policy, error) {
 				return nil, fmt.Errorf("line %d: invalid witness key: %v", i+1, err)
 			}
 			p.byName[name] = policyComponent{witness: len(p.witnesses)}
-			p.witnesses = append(p.witnesses, policyWitness{name: name, verifier: v})
+			w := policyWitness{name: name, verifier: v}
+			w.url = strings.Join(fields[3:], " ")
+			p.witnesses = append(p.witnesses, w)
 		case "group":
 			if len(fields) < 4 {
 				return nil, fmt.Errorf("line %d: want \"group <name> <k|any|all> <member>...\"", i+1)
