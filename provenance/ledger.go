@@ -393,7 +393,7 @@ func (l *Ledger) checkEntries(ctx context.Context, hospitalID string, raw [][]by
 			results[i].Err = errorf(KindPermission, field+".device", "device is not active")
 		}
 		if st, ok := states[d.ID]; ok && results[i].Err == nil {
-			if err := st.AcceptsReadings(e.Header.WindowStart, e.Header.WindowEnd, ""); err != nil {
+			if err := st.AcceptsReadings(e.Header.WindowStart, e.Header.WindowEnd, e.Header.Firmware); err != nil {
 				results[i].Err = errorf(KindPermission, field+".device", "%v", err)
 			}
 		}

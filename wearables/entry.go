@@ -17,11 +17,11 @@ import (
 // EntryHeader is the non-identifying description of one batch of readings
 // that goes into the public log. It holds no reading, salt or patient.
 //
-// # Encoding (entry format v1)
+// # Encoding (entry formats v1 and v2)
 //
 // An entry is a signed note (golang.org/x/mod/sumdb/note, C2SP signed-note)
-// whose text is exactly these ten lines, in this order, each ending in a
-// newline:
+// whose text is exactly these lines, in this order, each ending in a
+// newline: ten in format v1,
 //
 //	vitalproof/entry/v1
 //	device <device ID>
@@ -34,18 +34,41 @@ import (
 //	hospital <hospital ID>
 //	attestation <device|gateway>
 //
+// and eleven in format v2, which adds the version of the firmware the
+// device ran when it took the readings: its first line names v2, the next
+// nine are v1's, and the firmware line comes last:
+//
+//	vitalproof/entry/v2
+//	device <device ID>
+//	metric <metric code>
+//	window <start> <end>
+//	count <n>
+//	commitment <base64 of 32 bytes>
+//	seq <n>
+//	prev <base64 of 32 bytes>
+//	hospital <hospital ID>
+//	attestation <device|gateway>
+//	firmware <firmware version>
+//
 // followed by a blank line and exactly one Ed25519 signature line. IDs match
 // [a-z0-9][a-z0-9._-]{0,63}; numbers are decimal without leading zeros;
 // window bounds are Unix seconds, end exclusive; base64 is standard with
-// padding. With attestation "device" the signature is the device's and its
-// key name is the device ID; with "gateway" the readings were committed by
-// the hospital's gateway, the signature is the hospital's and its key name
-// is the hospital ID.
+// padding; the firmware version follows the rule of a registration's
+// firmware: 1 to [MaxFirmwareLen] bytes of printable ASCII (0x20 to 0x7e)
+// that neither start nor end with a space. A v1 entry has no firmware line
+// and a v2 entry must have one: [EntryHeader.Body] writes v1 when Firmware
+// is empty and v2 otherwise, so each header has one encoding. With
+// attestation "device" the signature is the device's and its key name is
+// the device ID; with "gateway" the readings were committed by the
+// hospital's gateway, the signature is the hospital's and its key name is
+// the hospital ID. Either way the signer vouches for the firmware version.
 //
 // The entry's bytes are the log leaf; its leaf hash is the RFC 6962 hash
 // SHA-256(0x00 || entry) ([tlog.RecordHash]). Entries of one device and
-// metric under one attestation form a hash chain: seq counts from 1 and prev
-// is the leaf hash of the chain's previous entry (32 zero bytes for seq 1).
+// metric under one attestation form a hash chain, whatever their format
+// versions: seq counts from 1 and prev is the leaf hash of the chain's
+// previous entry (32 zero bytes for seq 1). The firmware version is header
+// metadata only: it is in neither the chain key nor the commitment.
 type EntryHeader struct {
 	DeviceID    string
 	Metric      string
@@ -57,6 +80,10 @@ type EntryHeader struct {
 	Prev        [32]byte
 	Hospital    string
 	Attestation Attestation
+	// Firmware is the firmware version the device ran when it took the
+	// readings; "" (unknown) makes a format v1 entry, any other value a
+	// format v2 entry.
+	Firmware string
 }
 
 // Attestation says who committed to and signed an entry's readings.
@@ -71,7 +98,8 @@ const (
 )
 
 const (
-	entryMagic = "vitalproof/entry/v1"
+	entryMagic   = "vitalproof/entry/v1"
+	entryMagicV2 = "vitalproof/entry/v2"
 	// MaxEntrySize bounds an entry's encoding.
 	MaxEntrySize = 2048
 	// MaxBatchReadings bounds the readings of one batch.
@@ -139,19 +167,30 @@ func (h *EntryHeader) Check() error {
 	if h.Attestation != AttestDevice && h.Attestation != AttestGateway {
 		return errors.New("attestation: must be device or gateway")
 	}
+	if h.Firmware != "" && !validText(h.Firmware, MaxFirmwareLen) {
+		return fmt.Errorf("firmware: must be 1 to %d bytes of printable ASCII, without leading or trailing space", MaxFirmwareLen)
+	}
 	return nil
 }
 
-// Body returns the canonical note text of the header.
+// Body returns the canonical note text of the header: format v1 if
+// Firmware is empty, v2 otherwise.
 func (h *EntryHeader) Body() ([]byte, error) {
 	if err := h.Check(); err != nil {
 		return nil, err
 	}
+	magic := entryMagic
+	if h.Firmware != "" {
+		magic = entryMagicV2
+	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "%s\ndevice %s\nmetric %s\nwindow %d %d\ncount %d\ncommitment %s\nseq %d\nprev %s\nhospital %s\nattestation %s\n",
-		entryMagic, h.DeviceID, h.Metric, h.WindowStart, h.WindowEnd, h.Count,
+		magic, h.DeviceID, h.Metric, h.WindowStart, h.WindowEnd, h.Count,
 		base64.StdEncoding.EncodeToString(h.Commitment[:]), h.Seq,
 		base64.StdEncoding.EncodeToString(h.Prev[:]), h.Hospital, h.Attestation)
+	if h.Firmware != "" {
+		fmt.Fprintf(&b, "firmware %s\n", h.Firmware)
+	}
 	return b.Bytes(), nil
 }
 
@@ -185,10 +224,10 @@ func (e *Entry) LeafHash() [32]byte { return LeafHash(e.Bytes) }
 // LeafHash returns the RFC 6962 leaf hash of an entry's bytes.
 func LeafHash(entry []byte) [32]byte { return tlog.RecordHash(entry) }
 
-// ParseEntry parses an entry without verifying its signature. It checks
-// that the encoding is canonical and that it carries exactly one signature
-// whose key name is the header's signer. Use [VerifyEntry] to check the
-// signature too.
+// ParseEntry parses an entry of format v1 or v2 without verifying its
+// signature. It checks that the encoding is canonical and that it carries
+// exactly one signature whose key name is the header's signer. Use
+// [VerifyEntry] to check the signature too.
 func ParseEntry(b []byte) (*Entry, error) {
 	if len(b) > MaxEntrySize {
 		return nil, fmt.Errorf("%w: larger than %d bytes", errMalformedEntry, MaxEntrySize)
@@ -237,16 +276,32 @@ func parseOpened(b []byte, text string, sigs []note.Signature) (*Entry, error) {
 	return &Entry{Header: *h, Bytes: append([]byte(nil), b...)}, nil
 }
 
-// ParseEntryBody parses the canonical text of an entry header.
+// ParseEntryBody parses the canonical text of an entry header, format v1
+// or v2.
 func ParseEntryBody(text string) (*EntryHeader, error) { return parseBody(text) }
 
 func parseBody(text string) (*EntryHeader, error) {
-	if first, _, _ := strings.Cut(text, "\n"); first == registrationMagic {
+	first, _, _ := strings.Cut(text, "\n")
+	want := 10 // header lines
+	switch first {
+	case entryMagic:
+	case entryMagicV2:
+		want = 11
+	case registrationMagic:
 		return nil, fmt.Errorf("%w: this is a device registration record (%s), not an entry", errMalformedEntry, registrationMagic)
+	case eventMagic:
+		return nil, fmt.Errorf("%w: this is a lifecycle event (%s), not an entry", errMalformedEntry, eventMagic)
+	default:
+		return nil, fmt.Errorf("%w: unknown entry format version", errMalformedEntry)
 	}
 	lines := strings.SplitAfter(text, "\n")
-	if len(lines) != 11 || lines[10] != "" {
-		return nil, fmt.Errorf("%w: want 10 header lines", errMalformedEntry)
+	switch {
+	case want == 10 && len(lines) == 12 && strings.HasPrefix(lines[10], "firmware "):
+		return nil, fmt.Errorf("%w: a %s entry has no firmware line (that is format %s)", errMalformedEntry, entryMagic, entryMagicV2)
+	case want == 11 && len(lines) == 11 && lines[10] == "":
+		return nil, fmt.Errorf("%w: a %s entry ends with a firmware line", errMalformedEntry, entryMagicV2)
+	case len(lines) != want+1 || lines[want] != "":
+		return nil, fmt.Errorf("%w: want %d header lines", errMalformedEntry, want)
 	}
 	fields := func(i int, key string, n int) ([]string, error) {
 		l := strings.TrimSuffix(lines[i], "\n")
@@ -255,9 +310,6 @@ func parseBody(text string) (*EntryHeader, error) {
 			return nil, fmt.Errorf("%w: line %d: want %q with %d value(s)", errMalformedEntry, i+1, key, n)
 		}
 		return f[1:], nil
-	}
-	if lines[0] != entryMagic+"\n" {
-		return nil, fmt.Errorf("%w: unknown entry format version", errMalformedEntry)
 	}
 	var h EntryHeader
 	var err error
@@ -315,6 +367,14 @@ func parseBody(text string) (*EntryHeader, error) {
 		return nil, err
 	}
 	h.Attestation = Attestation(f[0])
+	if want == 11 {
+		// The version may hold spaces: it is the rest of the line.
+		v, ok := strings.CutPrefix(strings.TrimSuffix(lines[10], "\n"), "firmware ")
+		if !ok || v == "" {
+			return nil, fmt.Errorf("%w: line 11: want \"firmware\" with a version", errMalformedEntry)
+		}
+		h.Firmware = v
+	}
 	if err := h.Check(); err != nil {
 		return nil, fmt.Errorf("%w: %v", errMalformedEntry, err)
 	}

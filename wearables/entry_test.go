@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"strings"
 	"testing"
 
@@ -16,20 +17,33 @@ func TestEntryRoundTrip(t *testing.T) {
 	gateway := testHeader()
 	gateway.Attestation = AttestGateway
 	gateway.Seq, gateway.Prev = 7, [32]byte{9, 9, 9}
+	deviceV2 := testHeader()
+	deviceV2.Firmware = "1.4.2"
+	gatewayV2 := *gateway
+	gatewayV2.Firmware = "2.0.1 build 7 (rc)"
+	longest := testHeader()
+	longest.Firmware = strings.Repeat("~", MaxFirmwareLen)
 	tests := []struct {
 		name   string
 		h      *EntryHeader
 		signer note.Signer
 		v      note.Verifier
+		magic  string
 	}{
-		{"device", testHeader(), dev, devV},
-		{"gateway", gateway, hosp, hospV},
+		{"device", testHeader(), dev, devV, "vitalproof/entry/v1\n"},
+		{"gateway", gateway, hosp, hospV, "vitalproof/entry/v1\n"},
+		{"device v2", deviceV2, dev, devV, "vitalproof/entry/v2\n"},
+		{"gateway v2, firmware with spaces", &gatewayV2, hosp, hospV, "vitalproof/entry/v2\n"},
+		{"longest firmware", longest, dev, devV, "vitalproof/entry/v2\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			raw, err := SignEntry(tt.h, tt.signer)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if !bytes.HasPrefix(raw, []byte(tt.magic)) {
+				t.Errorf("entry starts %q, want %q", raw[:bytes.IndexByte(raw, '\n')+1], tt.magic)
 			}
 			for name, parse := range map[string]func([]byte) (*Entry, error){
 				"ParseEntry":  ParseEntry,
@@ -66,24 +80,128 @@ func TestEntryRoundTrip(t *testing.T) {
 
 func TestEntryGolden(t *testing.T) {
 	dev, _ := testKey(t, testDevice, 1)
-	raw, err := SignEntry(testHeader(), dev)
+	hosp, _ := testKey(t, testHospital, 2)
+	gateway := testHeader()
+	gateway.Attestation, gateway.Seq, gateway.Prev = AttestGateway, 7, [32]byte{9, 9, 9}
+	deviceV2 := testHeader()
+	deviceV2.Firmware = "1.4.2"
+	gatewayV2 := *gateway
+	gatewayV2.Firmware = "2.0.1 build 7"
+	// Both formats, pinned byte for byte with their leaf hashes: any change
+	// of the encoding breaks this test. The v1 entries are those of the
+	// format before v2 existed; logged v1 leaves must keep their hashes.
+	const (
+		v1Body = "device band-1\n" +
+			"metric heart-rate\n" +
+			"window 1700000000 1700003600\n" +
+			"count 3\n" +
+			"commitment AQIDAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"
+		v1Device  = v1Body + "seq 1\nprev AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nhospital general-hospital\nattestation device\n"
+		v1Gateway = v1Body + "seq 7\nprev CQkJAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nhospital general-hospital\nattestation gateway\n"
+	)
+	tests := []struct {
+		name   string
+		h      *EntryHeader
+		signer note.Signer
+		want   string
+		leaf   string
+	}{
+		{"v1 device", testHeader(), dev,
+			"vitalproof/entry/v1\n" + v1Device +
+				"\n— band-1 ZMYEkW4of/9jNvC5P1k0J+bvoRzO8UesSiyuh0iP6s60fmVp4c9OsMHTjBhwNVCPBwcjD/ZvdIExU98FhVkFY9+FTwA=\n",
+			"6bc7f6eda8ba42810a6d51b7a01a81aaefba824f18b6ca7ad852f925302e80c5"},
+		{"v1 gateway", gateway, hosp,
+			"vitalproof/entry/v1\n" + v1Gateway +
+				"\n— general-hospital hQUkC66zp09UbIDXVnza5ue3gy0RUnjy/30ycQTYONifoCDaGW56mL43SvKDrpgUjoog2GKif5dYFvmeiBF7+U4ihgQ=\n",
+			"581b0c913adf09ab247af9696a2c3949304d7cc9823b19128387088a7c4d4c76"},
+		{"v2 device", deviceV2, dev,
+			"vitalproof/entry/v2\n" + v1Device + "firmware 1.4.2\n" +
+				"\n— band-1 ZMYEkcTM/x1cQcyjr9uCQxW+s7XzBkia74AL0QLrj2+cH6qxUQXBH6L0ZvqyWGJ9Jm6jteeIiNg8KNdZcaSdeu1nYwM=\n",
+			"45a35e80d90b878e6629ea0369fe8d13a70d1aa5bf787e8325214851db1b7f3f"},
+		{"v2 gateway", &gatewayV2, hosp,
+			"vitalproof/entry/v2\n" + v1Gateway + "firmware 2.0.1 build 7\n" +
+				"\n— general-hospital hQUkC6UTcy6nTqCBD1qaqooD/9YowBleApd2ZABnPzPKA/KK1NGArY0GpV2nQDwN6YlIMozKgqHV37qGs2Idpa+ruwU=\n",
+			"5bc09da018b6d147fc9751e2f54377eaf46f239bdca89e799bf8b999dc9a83d2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw, err := SignEntry(tt.h, tt.signer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(raw) != tt.want {
+				t.Errorf("entry =\n%q\nwant\n%q", raw, tt.want)
+			}
+			if leaf := LeafHash(raw); hex.EncodeToString(leaf[:]) != tt.leaf {
+				t.Errorf("leaf hash = %x, want %s", leaf, tt.leaf)
+			}
+		})
+	}
+}
+
+// TestEntryV2IsV1PlusFirmware checks that the firmware changes nothing but
+// the version line and the last header line: not the chain, the signer or
+// the commitment.
+func TestEntryV2IsV1PlusFirmware(t *testing.T) {
+	v1 := testHeader()
+	v2 := testHeader()
+	v2.Firmware = "3.1.0"
+	b1, err := v1.Body()
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The v1 format, pinned: any change of the encoding breaks this test.
-	const want = "vitalproof/entry/v1\n" +
-		"device band-1\n" +
-		"metric heart-rate\n" +
-		"window 1700000000 1700003600\n" +
-		"count 3\n" +
-		"commitment AQIDAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n" +
-		"seq 1\n" +
-		"prev AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n" +
-		"hospital general-hospital\n" +
-		"attestation device\n" +
-		"\n— band-1 "
-	if !strings.HasPrefix(string(raw), want) {
-		t.Fatalf("entry =\n%s\nwant prefix\n%s", raw, want)
+	b2, err := v2.Body()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest, ok := bytes.CutPrefix(b1, []byte("vitalproof/entry/v1\n"))
+	if !ok {
+		t.Fatalf("v1 body %q", b1)
+	}
+	if want := "vitalproof/entry/v2\n" + string(rest) + "firmware 3.1.0\n"; string(b2) != want {
+		t.Errorf("v2 body =\n%s\nwant\n%s", b2, want)
+	}
+	if v1.ChainKey() != v2.ChainKey() || v1.Signer() != v2.Signer() {
+		t.Error("the firmware changed the chain key or the signer")
+	}
+}
+
+func TestEntryFirmware(t *testing.T) {
+	dev, _ := testKey(t, testDevice, 1)
+	for fw, ok := range map[string]bool{
+		"1":                                   true,
+		"1.4.2":                               true,
+		"2.0.1 build 7":                       true,
+		"v2  (beta)":                          true,
+		"!~":                                  true,
+		strings.Repeat("9", MaxFirmwareLen):   true,
+		strings.Repeat("9", MaxFirmwareLen+1): false,
+		" 1.4.2":                              false,
+		"1.4.2 ":                              false,
+		" ":                                   false,
+		"1.4\t2":                              false,
+		"1.4\n2":                              false,
+		"1.4.2\x7f":                           false,
+		"1.4.2\x00":                           false,
+		"1.4.2-é":                             false,
+		"— 1":                                 false,
+	} {
+		h := testHeader()
+		h.Firmware = fw
+		if err := h.Check(); (err == nil) != ok {
+			t.Errorf("Check with firmware %q: %v, want ok %v", fw, err, ok)
+		}
+		raw, err := SignEntry(h, dev)
+		if (err == nil) != ok {
+			t.Errorf("SignEntry with firmware %q: %v, want ok %v", fw, err, ok)
+		}
+		if !ok {
+			continue
+		}
+		e, err := ParseEntry(raw)
+		if err != nil || e.Header.Firmware != fw {
+			t.Errorf("ParseEntry with firmware %q: %+v, %v", fw, e, err)
+		}
 	}
 }
 
@@ -112,6 +230,26 @@ func TestVerifyEntryRefusals(t *testing.T) {
 	if _, err := VerifyEntry(append(raw, '\n'), devV); err == nil {
 		t.Error("VerifyEntry accepted trailing bytes")
 	}
+	// The device signs the firmware version: it cannot be changed either.
+	h := testHeader()
+	h.Firmware = "1.4.2"
+	rawV2, err := SignEntry(h, dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := VerifyEntry(rawV2, devV); err != nil {
+		t.Fatalf("v2 entry refused: %v", err)
+	}
+	for name, b := range map[string][]byte{
+		"another firmware":     bytes.Replace(rawV2, []byte("firmware 1.4.2"), []byte("firmware 1.5.0"), 1),
+		"firmware line cut":    bytes.Replace(bytes.Replace(rawV2, []byte("firmware 1.4.2\n"), nil, 1), []byte("entry/v2"), []byte("entry/v1"), 1),
+		"signed v1 as v2":      bytes.Replace(raw, []byte("entry/v1\n"), []byte("entry/v2\n"), 1),
+		"firmware added to v1": bytes.Replace(bytes.Replace(raw, []byte("attestation device\n"), []byte("attestation device\nfirmware 1.4.2\n"), 1), []byte("entry/v1"), []byte("entry/v2"), 1),
+	} {
+		if _, err := VerifyEntry(b, devV); err == nil {
+			t.Errorf("%s: VerifyEntry accepted it", name)
+		}
+	}
 }
 
 func TestSignEntryRefusals(t *testing.T) {
@@ -133,12 +271,26 @@ func TestSignEntryRefusals(t *testing.T) {
 }
 
 // TestParseEntryRefusals checks that every non-canonical or invalid variant
-// of a valid entry is refused, even when correctly signed.
+// of a valid entry, of either format version, is refused, even when
+// correctly signed.
 func TestParseEntryRefusals(t *testing.T) {
+	v2 := testHeader()
+	v2.Firmware = "1.4.2"
+	for _, version := range []struct {
+		name string
+		h    *EntryHeader
+	}{{"v1", testHeader()}, {"v2", v2}} {
+		t.Run(version.name, func(t *testing.T) {
+			testParseEntryRefusals(t, version.h)
+		})
+	}
+}
+
+func testParseEntryRefusals(t *testing.T, h *EntryHeader) {
 	dev, devV := testKey(t, testDevice, 1)
 	hosp, _ := testKey(t, testHospital, 2)
 	other, _ := testKey(t, "other-band", 4)
-	body, err := testHeader().Body()
+	body, err := h.Body()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +336,8 @@ func TestParseEntryRefusals(t *testing.T) {
 		{"trailing bytes", append(append([]byte(nil), valid...), "x"...)},
 		{"trailing newline", append(append([]byte(nil), valid...), '\n')},
 		{"oversize", append(append([]byte(nil), valid...), bytes.Repeat([]byte{'x'}, MaxEntrySize)...)},
-		{"unknown version", withSig(replace("entry/v1", "entry/v2"))},
+		{"unknown version", withSig(replace("vitalproof/entry/v", "vitalproof/entry/v3"))},
+		{"upper-case magic", withSig(replace("vitalproof/", "VitalProof/"))},
 		{"missing line", withSig(strings.Join(append(append([]string(nil), lines[:4]...), lines[5:]...), ""))},
 		{"extra line", withSig(text + "extra 1\n")},
 		{"double space", withSig(replace("count 3", "count  3"))},
@@ -204,6 +357,36 @@ func TestParseEntryRefusals(t *testing.T) {
 		{"not a note", []byte(text)},
 		{"empty", nil},
 	}
+	if h.Firmware == "" {
+		tests = append(tests, []struct {
+			name  string
+			entry []byte
+		}{
+			{"v1 with a firmware line", withSig(text + "firmware 1.4.2\n")},
+			{"v1 with a firmware line after the device", withSig(replace("device band-1\n", "device band-1\nfirmware 1.4.2\n"))},
+			{"v1 with an empty firmware line", withSig(text + "firmware \n")},
+		}...)
+	} else {
+		noFirmware := replace("firmware 1.4.2\n", "")
+		tests = append(tests, []struct {
+			name  string
+			entry []byte
+		}{
+			{"v2 without a firmware line", withSig(noFirmware)},
+			{"v2 with the firmware line after the device", withSig(strings.Replace(noFirmware, "device band-1\n", "device band-1\nfirmware 1.4.2\n", 1))},
+			{"v2 with the firmware line first", withSig(strings.Replace(noFirmware, "vitalproof/entry/v2\n", "vitalproof/entry/v2\nfirmware 1.4.2\n", 1))},
+			{"two firmware lines", withSig(text + "firmware 1.4.2\n")},
+			{"empty firmware", withSig(replace("firmware 1.4.2", "firmware "))},
+			{"firmware key word alone", withSig(replace("firmware 1.4.2", "firmware"))},
+			{"firmware with a leading space", withSig(replace("firmware 1.4.2", "firmware  1.4.2"))},
+			{"firmware with a trailing space", withSig(replace("firmware 1.4.2", "firmware 1.4.2 "))},
+			{"firmware with a tab", withSig(replace("firmware 1.4.2", "firmware 1.4\t2"))},
+			{"firmware not ASCII", withSig(replace("firmware 1.4.2", "firmware 1.4.2-é"))},
+			{"firmware too long", withSig(replace("firmware 1.4.2", "firmware "+strings.Repeat("1", MaxFirmwareLen+1)))},
+			{"wrong firmware key word", withSig(replace("firmware 1.4.2", "fw 1.4.2"))},
+			{"upper-case firmware key word", withSig(replace("firmware 1.4.2", "Firmware 1.4.2"))},
+		}...)
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if e, err := ParseEntry(tt.entry); err == nil {
@@ -211,6 +394,61 @@ func TestParseEntryRefusals(t *testing.T) {
 			}
 			if e, err := VerifyEntry(tt.entry, devV); err == nil {
 				t.Errorf("VerifyEntry accepted it: %+v", e.Header)
+			}
+		})
+	}
+}
+
+// TestParseEntryErrors checks that the refusals that tell a format apart
+// say so.
+func TestParseEntryErrors(t *testing.T) {
+	dev, _ := testKey(t, testDevice, 1)
+	mfr, _ := testActor(t, testManufacturer)
+	reg, _ := testKey(t, testRegistrar, 7)
+	v1, err := testHeader().Body()
+	if err != nil {
+		t.Fatal(err)
+	}
+	record, err := testRegistration(t).Sign(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	event, err := testEvent(t, EventRecalled, testManufacturer).Sign(mfr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Signed by a key named like the device, so that only the content
+	// tells it from an entry.
+	asDevice := testEvent(t, EventManufactured, testManufacturer)
+	asDevice.Actor = testDevice
+	eventByDevice, err := asDevice.Sign(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest := strings.TrimPrefix(string(v1), "vitalproof/entry/v1\n")
+	for _, tt := range []struct {
+		name  string
+		entry []byte
+		want  string
+	}{
+		{"registration record", record, "this is a device registration record (vitalproof/device/v1), not an entry"},
+		{"lifecycle event", event, "this is a lifecycle event (vitalproof/event/v1), not an entry"},
+		{"device-signed lifecycle event", eventByDevice, "this is a lifecycle event (vitalproof/event/v1), not an entry"},
+		{"v1 with firmware", signText(t, string(v1)+"firmware 1.4.2\n", dev), "a vitalproof/entry/v1 entry has no firmware line (that is format vitalproof/entry/v2)"},
+		{"v2 without firmware", signText(t, "vitalproof/entry/v2\n"+rest, dev), "a vitalproof/entry/v2 entry ends with a firmware line"},
+		{"v2 with an empty firmware", signText(t, "vitalproof/entry/v2\n"+rest+"firmware \n", dev), `line 11: want "firmware" with a version`},
+		{"v2 with a bad firmware", signText(t, "vitalproof/entry/v2\n"+rest+"firmware 1.4.2 \n", dev), "firmware: must be 1 to 64 bytes of printable ASCII"},
+		{"unknown version", signText(t, "vitalproof/entry/v3\n"+rest, dev), "unknown entry format version"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseEntry(tt.entry)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("ParseEntry: %v, want an error saying %q", err, tt.want)
+			}
+			body, _, _ := strings.Cut(string(tt.entry), "\n\n")
+			_, err = ParseEntryBody(body + "\n")
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("ParseEntryBody: %v, want an error saying %q", err, tt.want)
 			}
 		})
 	}
@@ -276,6 +514,16 @@ func FuzzParseEntry(f *testing.F) {
 	f.Add(bytes.Replace(seed, []byte("count 3"), []byte("count 03"), 1))
 	f.Add(append(append([]byte(nil), seed...), seed...))
 	f.Add([]byte("vitalproof/entry/v1\n\n— x AAAA\n"))
+	v2 := testHeader()
+	v2.Firmware = "1.4.2"
+	seedV2, _ := SignEntry(v2, dev)
+	f.Add(seedV2)
+	g.Firmware = "2.0.1 build 7"
+	gwV2, _ := SignEntry(g, hosp)
+	f.Add(gwV2)
+	f.Add(bytes.Replace(seed, []byte("attestation device\n"), []byte("attestation device\nfirmware 1.4.2\n"), 1))
+	f.Add(bytes.Replace(seedV2, []byte("firmware 1.4.2\n"), nil, 1))
+	f.Add([]byte("vitalproof/entry/v2\n\n— x AAAA\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := ParseEntry(b)
 		if err != nil {
@@ -286,6 +534,14 @@ func FuzzParseEntry(f *testing.F) {
 		}
 		if err := e.Header.Check(); err != nil {
 			t.Fatalf("parsed header fails Check: %v", err)
+		}
+		// The version follows the firmware: v1 without, v2 with.
+		magic := "vitalproof/entry/v1\n"
+		if e.Header.Firmware != "" {
+			magic = "vitalproof/entry/v2\n"
+		}
+		if !bytes.HasPrefix(b, []byte(magic)) {
+			t.Fatalf("firmware %q in an entry that does not start with %q", e.Header.Firmware, magic)
 		}
 		// The encoding is canonical: the header re-encodes to the same body,
 		// and the signature line is the only other content.

@@ -317,8 +317,8 @@ func ParseEventBody(text string) (*Event, error) {
 	first, _, _ := strings.Cut(text, "\n")
 	switch first {
 	case eventMagic:
-	case entryMagic:
-		return nil, fmt.Errorf("%w: this is an entry (%s), not a lifecycle event", errMalformedEvent, entryMagic)
+	case entryMagic, entryMagicV2:
+		return nil, fmt.Errorf("%w: this is an entry (%s), not a lifecycle event", errMalformedEvent, first)
 	case registrationMagic:
 		return nil, fmt.Errorf("%w: this is a device registration record (%s), not a lifecycle event", errMalformedEvent, registrationMagic)
 	default:

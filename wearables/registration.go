@@ -251,8 +251,8 @@ func ParseRegistrationBody(text string) (*Registration, error) {
 	first, _, _ := strings.Cut(text, "\n")
 	switch first {
 	case registrationMagic:
-	case entryMagic:
-		return nil, fmt.Errorf("%w: this is an entry (%s), not a device registration record", errMalformedRegistration, entryMagic)
+	case entryMagic, entryMagicV2:
+		return nil, fmt.Errorf("%w: this is an entry (%s), not a device registration record", errMalformedRegistration, first)
 	default:
 		return nil, fmt.Errorf("%w: unknown registration format version", errMalformedRegistration)
 	}

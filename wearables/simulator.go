@@ -22,7 +22,8 @@ var ErrEmptyBatch = errors.New("every reading of the window was skipped")
 // A Simulator is a simulated wearable: it produces physiologically
 // plausible readings, commits to them with a fresh salt and signs entries
 // with its device key, keeping one hash chain per metric, as a real device
-// does. It is not safe for concurrent use.
+// does. Its entries are format v1 unless [Simulator.SetFirmware] gives it
+// a firmware version to report. It is not safe for concurrent use.
 //
 // All randomness (values and salts) comes from the reader given to
 // [NewSimulator]; with a seeded reader such as math/rand/v2's ChaCha8 the
@@ -35,6 +36,7 @@ type Simulator struct {
 
 	deviceID   string
 	hospitalID string
+	firmware   string
 	signer     note.Signer
 	rand       io.Reader
 	chains     map[string]simChain
@@ -70,6 +72,20 @@ func NewSimulator(deviceID, hospitalID string, signer note.Signer, r io.Reader) 
 		chains:     map[string]simChain{},
 		walks:      map[string]float64{},
 	}, nil
+}
+
+// SetFirmware sets the firmware version that the device reports in the
+// entries of its next batches, which makes them format v2 entries; ""
+// goes back to format v1 entries, without a version (the default). The
+// version must be valid as in a registration: 1 to [MaxFirmwareLen] bytes
+// of printable ASCII, without leading or trailing space. Changing it does
+// not break the chains.
+func (s *Simulator) SetFirmware(version string) error {
+	if version != "" && !validText(version, MaxFirmwareLen) {
+		return fmt.Errorf("couldn't set firmware: must be 1 to %d bytes of printable ASCII, without leading or trailing space", MaxFirmwareLen)
+	}
+	s.firmware = version
+	return nil
 }
 
 // Head returns the chain head of metric: the seq of the last entry signed
@@ -122,6 +138,7 @@ func (s *Simulator) Batch(metric string, windowStart time.Time, window, interval
 		Prev:        head.prev,
 		Hospital:    s.hospitalID,
 		Attestation: AttestDevice,
+		Firmware:    s.firmware,
 	}
 	raw, err := SignEntry(h, s.signer)
 	if err != nil {

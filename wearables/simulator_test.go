@@ -3,6 +3,8 @@ package wearables
 import (
 	"bytes"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -213,6 +215,96 @@ func TestSimulatorSetHead(t *testing.T) {
 	}
 	if seq, _ := sim.Head("glucose"); seq != 0 {
 		t.Errorf("untouched chain at %d", seq)
+	}
+}
+
+func TestSimulatorFirmware(t *testing.T) {
+	metrics := []string{"heart-rate", "glucose"}
+	v1, err := testSim(t, 1).Span(testStart, 3*time.Hour, metrics, time.Hour, 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim := testSim(t, 1)
+	if err := sim.SetFirmware("1.4.2"); err != nil {
+		t.Fatal(err)
+	}
+	v2, err := sim.Span(testStart, 3*time.Hour, metrics, time.Hour, 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v1) != 6 || len(v2) != len(v1) {
+		t.Fatalf("%d v1 and %d v2 batches, want 6 of each", len(v1), len(v2))
+	}
+	_, v := testKey(t, testDevice, 1)
+	heads := map[string][32]byte{}
+	for i := range v1 {
+		e1, e2 := v1[i].Entry, v2[i].Entry
+		if !bytes.HasPrefix(e1.Bytes, []byte("vitalproof/entry/v1\n")) || e1.Header.Firmware != "" {
+			t.Fatalf("default batch %d is not a v1 entry: %q", i, e1.Header.Firmware)
+		}
+		if !bytes.HasPrefix(e2.Bytes, []byte("vitalproof/entry/v2\n")) || e2.Header.Firmware != "1.4.2" {
+			t.Fatalf("batch %d with firmware set: firmware %q in %.20q", i, e2.Header.Firmware, e2.Bytes)
+		}
+		if _, err := VerifyEntry(e2.Bytes, v); err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+		if err := v2[i].Validate(testNow); err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+		// The firmware changes neither the readings nor the commitment;
+		// prev differs from seq 2 on, as it hashes the previous v2 entry.
+		if v1[i].Salt != v2[i].Salt || !slices.Equal(v1[i].Readings, v2[i].Readings) {
+			t.Fatalf("batch %d: the firmware changed the salt or the readings", i)
+		}
+		h := e2.Header
+		h.Firmware, h.Prev = "", e1.Header.Prev
+		if h != e1.Header {
+			t.Fatalf("batch %d: v2 header %+v, want the v1 header %+v with firmware", i, e2.Header, e1.Header)
+		}
+		if e2.Header.Prev != heads[h.Metric] {
+			t.Fatalf("batch %d: prev is not the chain's previous v2 leaf hash", i)
+		}
+		heads[h.Metric] = e2.LeafHash()
+	}
+}
+
+func TestSimulatorFirmwareChange(t *testing.T) {
+	sim := testSim(t, 1)
+	var batches []*Batch
+	for i, fw := range []string{"", "1.4.2", "1.5.0 rc1", ""} {
+		if err := sim.SetFirmware(fw); err != nil {
+			t.Fatal(err)
+		}
+		b, err := sim.Batch("spo2", testStart.Add(time.Duration(i)*time.Hour), time.Hour, 10*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := b.Entry.Header.Firmware; got != fw {
+			t.Errorf("batch %d: firmware %q, want %q", i, got, fw)
+		}
+		batches = append(batches, b)
+	}
+	// One chain across the changes of format.
+	for i, b := range batches {
+		h := b.Entry.Header
+		if h.Seq != uint64(i+1) || i > 0 && h.Prev != batches[i-1].Entry.LeafHash() {
+			t.Errorf("batch %d: seq %d, or prev is not the previous leaf hash", i, h.Seq)
+		}
+	}
+	for _, bad := range []string{" 1.4.2", "1.4.2 ", "1.4\t2", "1.4.2-é", strings.Repeat("1", MaxFirmwareLen+1)} {
+		if err := sim.SetFirmware("2.0"); err != nil {
+			t.Fatal(err)
+		}
+		if err := sim.SetFirmware(bad); err == nil {
+			t.Errorf("SetFirmware(%q) accepted it", bad)
+		}
+		b, err := sim.Batch("steps", testStart, time.Hour, 10*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Entry.Header.Firmware != "2.0" {
+			t.Errorf("after SetFirmware(%q) failed, the firmware is %q, want the previous 2.0", bad, b.Entry.Header.Firmware)
+		}
 	}
 }
 

@@ -9,7 +9,7 @@
 //	vitalproof policy --log-vkey-file FILE
 //	vitalproof hospital register --ledger URL --admin-key-file F --id ID --name NAME --vkey-file F [--api-key-out F]
 //	vitalproof device register --ledger URL --admin-key-file F --id ID --manufacturer M --udi UDI --model M --firmware V --vkey-file F --hospital ID
-//	vitalproof simulate --gateway URL --api-key-file F --device-key F --hospital ID [--start T] [--hours N] [--metrics LIST] [--receipts DIR] [--wait D]
+//	vitalproof simulate --gateway URL --api-key-file F --device-key F --hospital ID [--start T] [--hours N] [--metrics LIST] [--receipts DIR] [--wait D] [--firmware VERSION] [--skip-days LIST]
 //	vitalproof submit --gateway URL --api-key-file F (--batch FILE | --fhir FILE)
 //	vitalproof receipt --ledger URL --index N [--out FILE] [--wait D]
 //	vitalproof checkpoint --ledger URL [--policy FILE]

@@ -18,13 +18,15 @@ import (
 
 // cmdSimulate is a simulated wearable: it produces readings, commits to
 // them, signs each batch's entry with the device key and submits the
-// batches to a gateway, each metric's batches in chain order.
+// batches to a gateway, each metric's batches in chain order. With
+// --firmware its entries are format v2, carrying that firmware version.
 func cmdSimulate(ctx context.Context, args []string) error {
 	fs := newFlags("simulate")
 	gateway := fs.String("gateway", "http://127.0.0.1:8090", "gateway REST base URL")
 	apiKey := fs.String("api-key-file", "", "file holding a gateway API key (role submitter)")
 	deviceKey := fs.String("device-key", "", "the device's private key file (from vitalproof keygen); its name is the device ID")
 	hospital := fs.String("hospital", "", "the hospital the device is assigned to")
+	firmware := fs.String("firmware", "", "the firmware version the device runs, written in its entries (format vitalproof/entry/v2); empty writes format v1 entries, without a version")
 	startFlag := fs.String("start", "yesterday", "start of the first window: yesterday (00:00 UTC) or an RFC 3339 time")
 	hours := fs.Int("hours", 24, "hours of readings")
 	metrics := fs.String("metrics", "heart-rate,spo2,body-temperature,steps", "comma-separated metric codes")
@@ -56,6 +58,9 @@ func cmdSimulate(ctx context.Context, args []string) error {
 	sim, err := wearables.NewSimulator(signer.Name(), *hospital, signer, nil)
 	if err != nil {
 		return err
+	}
+	if err := sim.SetFirmware(*firmware); err != nil {
+		return usageError{fmt.Errorf("--firmware: %w", err)}
 	}
 	skip, err := parseDays(*skipDays, *hours)
 	if err != nil {
@@ -91,8 +96,12 @@ func cmdSimulate(ctx context.Context, args []string) error {
 		byMetric[b.Entry.Header.Metric] = append(byMetric[b.Entry.Header.Metric], b)
 		readings += len(b.Readings)
 	}
-	fmt.Fprintf(os.Stderr, "device %s: %d batches (%d readings) from %s, %d metrics\n",
-		signer.Name(), len(batches), readings, start.Format(time.RFC3339), len(ms))
+	fw := ""
+	if *firmware != "" {
+		fw = fmt.Sprintf(", firmware %q", *firmware)
+	}
+	fmt.Fprintf(os.Stderr, "device %s: %d batches (%d readings) from %s, %d metrics%s\n",
+		signer.Name(), len(batches), readings, start.Format(time.RFC3339), len(ms), fw)
 	t0 := time.Now()
 	var done atomic.Int64
 	var mu sync.Mutex

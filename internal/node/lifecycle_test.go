@@ -76,7 +76,16 @@ func TestLifecycle(t *testing.T) {
 		}
 	}
 	advance(6)
-	advance(5)
+	// Entries of format v2 name the firmware: the old version is refused.
+	_, err = e.gateway.SubmitBatch(e.as(ctx, e.submitterKey), e.batch(batchSpec{metric: "heart-rate", start: hour(5), values: values(4, 70), noAdvance: true,
+		header: func(h *wearables.EntryHeader) { h.Firmware = "1.0.0" }}))
+	if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "firmware") {
+		t.Errorf("a batch from stale firmware = %v; want PermissionDenied naming the firmware", err)
+	}
+	if _, err := e.gateway.SubmitBatch(e.as(ctx, e.submitterKey), e.batch(batchSpec{metric: "heart-rate", start: hour(5), values: values(4, 70),
+		header: func(h *wearables.EntryHeader) { h.Firmware = "1.1.0" }})); err != nil {
+		t.Errorf("a batch from the current firmware: %v", err)
+	}
 
 	// Recalled three hours ago: later readings are refused, earlier ones not.
 	mustEvent(maker, makerKey, wearables.EventRecalled, now.Add(-3*time.Hour), wearables.EventDetails{Reason: "battery may overheat"}, "recalled")

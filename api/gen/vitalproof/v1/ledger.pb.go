@@ -566,7 +566,8 @@ func (x *GetDeviceRequest) GetDeviceId() string {
 type SubmitEntriesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required. 1 to 1000 entries, each a signed note in VitalProof entry
-	// format v1 (vitalproof/entry/v1, at most 2048 bytes; base64 in JSON).
+	// format v1 or v2 (vitalproof/entry/v1 or v2, at most 2048 bytes; base64
+	// in JSON).
 	// A device's entries must come in chain order.
 	Entries       [][]byte `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
 	unknownFields protoimpl.UnknownFields
