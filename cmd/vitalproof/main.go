@@ -15,6 +15,7 @@
 //	vitalproof checkpoint --ledger URL [--policy FILE]
 //	vitalproof verify receipt --policy FILE RECEIPT...
 //	vitalproof verify checkpoint --policy FILE [CHECKPOINT_FILE|-]
+//	vitalproof monitor --ledger URL --policy FILE --state DIR [--watch-manufacturer ID,...] [--once] [--interval 10s] [--report FILE]
 //	vitalproof device event --ledger URL --api-key-file F --key F --id ID --kind KIND [--at T] [--hospital H] [--firmware V (--image F | --digest HEX)] [--reason R]
 //	vitalproof device history --ledger URL --api-key-file F --id ID --policy FILE [--order oldest|newest] [--out FILE]
 //	vitalproof index check --ledger URL --admin-key-file F [--repair]
@@ -59,6 +60,7 @@ var commands = []command{
 	{"receipt", "receipt --ledger URL --index N: fetch an entry's receipt", cmdReceipt},
 	{"checkpoint", "checkpoint --ledger URL [--policy FILE]: print the log's latest signed checkpoint, verified against the policy if given", cmdCheckpoint},
 	{"verify", "verify (receipt --policy FILE RECEIPT... | checkpoint --policy FILE [CHECKPOINT_FILE|-]): verify receipts or a checkpoint offline", cmdVerify},
+	{"monitor", "monitor --ledger URL --policy FILE --state DIR [--watch-manufacturer ID,...] [--once]: follow the log, verify it and report in plain words", cmdMonitor},
 	{"index", "index check --ledger URL --admin-key-file F [--repair]: rebuild the ledger's leaf index from the log and report differences", cmdIndex},
 	{"manufacturer", "manufacturer (propose|approve|show) ...: propose a manufacturer to the consortium; a hospital's signed vote to admit or suspend it; its status", cmdManufacturer},
 	{"audit", "audit (verify|request|fetch|decide|keys) ...: verify audit bundles (.vpaudit) offline; ask a gateway for an audit and fetch its bundle; approve or refuse one; fetch verifying keys", cmdAudit},
