@@ -272,6 +272,13 @@ for dev in demo-wristband-1 demo-wristband-2 demo-cgm-1; do
 done
 bin/vitalproof index check --ledger "http://$LEDGER_HTTP" --admin-key-file "$D/ledger-admin.apikey"
 
+step "a monitor catches up on the whole log from the policy and reports in plain words"
+bin/vitalproof monitor --ledger "http://$LEDGER_HTTP" --policy "$OUT/policy.txt" --state "$OUT/monitor" \
+  --watch-manufacturer demo-medtech --once --report "$OUT/monitor-report.txt" > /dev/null
+grep "recalled, effective" "$OUT/monitor-report.txt" | sed 's/^[^ ]* /   /'
+tail -n 1 "$OUT/monitor-report.txt" | sed 's/^[^ ]* /   /'
+echo "   $(grep -c ALERT "$OUT/monitor-report.txt" || true) alerts; the whole report: $OUT/monitor-report.txt"
+
 step "verify every receipt offline against the policy (log signature, cosignatures, quorum)"
 bin/vitalproof verify receipt -q --policy "$OUT/policy.txt" "$OUT"/receipt-*.tlog-proof
 
@@ -288,4 +295,4 @@ echo "readings committed:  $((readings + fhir_readings + cgm_readings)) (kept on
 echo "audits:              $proved proved and verified offline, $refused false statements refused without a proof"
 echo "tree size:           $size"
 echo "time taken:          $(( $(date +%s) - started ))s"
-echo "left in $OUT/: policy.txt, receipt-<index>.tlog-proof, audit-*.vpaudit, keys/, history-<device>.{txt,json}, vitalproofd.log, vitalproofd.yaml, data/, witnesses/"
+echo "left in $OUT/: policy.txt, receipt-<index>.tlog-proof, audit-*.vpaudit, keys/, history-<device>.{txt,json}, monitor-report.txt, monitor/, vitalproofd.log, vitalproofd.yaml, data/, witnesses/"
