@@ -98,8 +98,8 @@ func (l *Ledger) RecordEvent(ctx context.Context, p Principal, record []byte) (w
 	}
 	var next wearables.DeviceState
 	err = inTx(ctx, l.cfg.DB, func(tx *sql.Tx) error {
-		var one int
-		if err := tx.QueryRowContext(ctx, "SELECT 1 FROM devices WHERE id = ? FOR UPDATE", e.DeviceID).Scan(&one); err != nil {
+		var d Device
+		if err := tx.QueryRowContext(ctx, "SELECT id, manufacturer, hospital FROM devices WHERE id = ? FOR UPDATE", e.DeviceID).Scan(&d.ID, &d.Manufacturer, &d.Hospital); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
 				return errorf(KindNotFound, "event.device", "device is not registered")
 			}
@@ -108,6 +108,12 @@ func (l *Ledger) RecordEvent(ctx context.Context, p Principal, record []byte) (w
 		cur, err := lifecycleState(ctx, tx, e.DeviceID, true)
 		if err != nil {
 			return err
+		}
+		// A party with no business with the device learns nothing of it: the
+		// answer is the one for an unknown device. The hospital a device was
+		// shipped to sees it, to commission it.
+		if !CanSee(p, d) && !(p.Role == RoleHospital && cur.Hospital == p.ID) {
+			return errorf(KindNotFound, "event.device", "device is not registered")
 		}
 		next, err = cur.Apply(er)
 		switch {

@@ -121,6 +121,17 @@ func TestLifecycle(t *testing.T) {
 			t.Errorf("%s: %v; want %v mentioning %q", c.name, err, c.code, c.msg)
 		}
 	}
+	// Another hospital, another manufacturer: told the device does not exist.
+	rival, rivalKey := e.admitManufacturerWithKey("rival-maker", hA, hospitalAccount{sB, kB})
+	for _, o := range []struct {
+		signer note.Signer
+		key    string
+	}{{sB, kB}, {rival, rivalKey}} {
+		_, err := event(o.signer, o.key, wearables.EventDecommissioned, now.Add(-time.Hour), wearables.EventDetails{}, 0)
+		if status.Code(err) != codes.NotFound || !strings.Contains(err.Error(), "not registered") {
+			t.Errorf("%s recording an event on another's device = %v; want the answer for an unknown device", o.signer.Name(), err)
+		}
+	}
 	skey, _, _ := note.GenerateKey(rand.Reader, "test-maker")
 	impostor, _ := note.NewSigner(skey)
 	if _, err := event(impostor, makerKey, wearables.EventDecommissioned, now.Add(-time.Hour), wearables.EventDetails{}, 0); status.Code(err) != codes.InvalidArgument {
