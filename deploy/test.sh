@@ -2,8 +2,9 @@
 # deploy/test.sh: VitalProof's whole test suite, as CI runs it (.ci/run calls exactly this).
 #
 # It makes sure MariaDB is up (installing it if missing), vets the code, runs
-# every fuzz target briefly on its seed corpus plus fresh inputs, then runs
-# all tests against real MariaDB and real (embedded and external) Trillian.
+# every fuzz target briefly on its seed corpus plus fresh inputs, runs all
+# tests against real MariaDB and real (embedded and external) Trillian, and
+# last runs deploy/quickstart.sh end to end on ports and databases of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,3 +52,16 @@ done
 
 echo "== tests"
 go test -count=1 -timeout 40m ./...
+
+echo "== the quickstart, end to end (the README's first command)"
+# On its own ports, databases and output directory, so that it never
+# touches a quickstart a developer has running.
+qs_out=$(mktemp -d)
+trap 'rm -rf "$qs_out"' EXIT
+OUT="$qs_out/quickstart-out" PORT_BASE=28080 DB_PREFIX=vitalproof_test_quickstart deploy/quickstart.sh > "$qs_out/quickstart.log" 2>&1 || {
+  tail -n 60 "$qs_out/quickstart.log"
+  echo "the quickstart failed; its daemon's log:"
+  tail -n 40 "$qs_out/quickstart-out/vitalproofd.log" 2>/dev/null || true
+  exit 1
+}
+sed -n '/^== summary/,$p' "$qs_out/quickstart.log"
