@@ -430,10 +430,10 @@ func (g *Gateway) flush(ctx context.Context, subs []*submission) {
 			loggedRes = append(loggedRes, r)
 		}
 	}
-	if err := g.markLogged(ctx, logged, loggedRes); err != nil {
+	if err := retryOnConflict(ctx, func() error { return g.markLogged(ctx, logged, loggedRes) }); err != nil {
 		g.log.WarnContext(ctx, "couldn't record receipts; the outbox will fetch them again", "err", err)
 	}
-	if err := g.markAccepted(ctx, accepted, acceptedRes); err != nil {
+	if err := retryOnConflict(ctx, func() error { return g.markAccepted(ctx, accepted, acceptedRes) }); err != nil {
 		g.log.WarnContext(ctx, "couldn't record accepted entries; the outbox will forward them again", "err", err)
 	}
 	if err := g.remove(ctx, refusedSubs); err != nil {
@@ -790,4 +790,22 @@ func (g *Gateway) fetchReceipts(ctx context.Context) error {
 		g.log.InfoContext(ctx, "fetched receipts of entries that awaited a published checkpoint", "receipts", fetched)
 	}
 	return nil
+}
+
+// retryOnConflict runs f again, a few times with a short pause, while it
+// fails on a lock conflict (deadlock or lock wait timeout), which
+// concurrent flushers updating the same index pages can cause.
+func retryOnConflict(ctx context.Context, f func() error) error {
+	var err error
+	for attempt := 0; attempt < maxRecordAttempts; attempt++ {
+		if err = f(); err == nil || !isRetryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt+1) * 10 * time.Millisecond):
+		}
+	}
+	return err
 }

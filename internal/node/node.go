@@ -57,13 +57,14 @@ type Node struct {
 
 // Start starts the configured services and returns once they listen. cfg
 // must have had SetDefaults called. Close stops everything in reverse order.
-func Start(ctx context.Context, cfg *Config, logger *slog.Logger) (n *Node, err error) {
+func Start(ctx context.Context, cfg *Config, logger *slog.Logger) (_ *Node, err error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	n = &Node{cfg: cfg, log: logger, cancel: cancel, errs: make(chan error, 8)}
+	n := &Node{cfg: cfg, log: logger, cancel: cancel, errs: make(chan error, 8)}
 	defer func() {
+		// n, not the named result, which a failing return sets to nil.
 		if err != nil {
 			n.Close(context.Background())
 		}
