@@ -6,11 +6,23 @@
 // the submit→integrated latency (a submission returns with its receipt, so
 // its latency is from submit to integrated and receipted).
 //
+// With --witnesses N it also starts N tlog-witnesses in-process (package
+// log/witness, each on its own database, served over loopback HTTP) and
+// makes the ledger publish checkpoints only once --quorum K of them (default
+// a majority) cosigned them, as the consortium's tlog-policy says. A
+// submission then returns once a cosigned checkpoint covers its entry, so
+// its latency is submit → cosigned receipt; the table adds the pending
+// submissions, the checkpoints published and cosignatures received during
+// the run, and the publisher's own latency (tree growth seen → cosigned
+// checkpoint published).
+//
 // Usage:
 //
 //	go run ./cmd/vitalbench [--duration 60s] [--devices 512] [--readings 60] [--db-prefix vitalbench]
+//	go run ./cmd/vitalbench --witnesses 5 --quorum 3 [--publish-interval 1s] ...
 //
-// It drops and recreates the databases <db-prefix>_{ledger,trillian,gateway}.
+// It drops and recreates the databases <db-prefix>_{ledger,trillian,gateway}
+// and <db-prefix>_witness<i> for i in 1..N.
 package main
 
 import (
@@ -20,7 +32,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
+	"net"
+	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -29,6 +45,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -37,6 +55,8 @@ import (
 	"github.com/vitalproof/vitalproof/api"
 	v1 "github.com/vitalproof/vitalproof/api/gen/vitalproof/v1"
 	"github.com/vitalproof/vitalproof/internal/node"
+	"github.com/vitalproof/vitalproof/log/publish"
+	"github.com/vitalproof/vitalproof/log/witness"
 	"github.com/vitalproof/vitalproof/provenance"
 	"github.com/vitalproof/vitalproof/wearables"
 	"github.com/vitalproof/vitalproof/zk/commitment"
@@ -51,9 +71,21 @@ func main() {
 	server := flag.String("mysql", "root@tcp(127.0.0.1:3306)/", "MariaDB/MySQL server DSN, without database")
 	seqInterval := flag.Duration("sequencer-interval", 50*time.Millisecond, "embedded sequencer interval")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the submission phase to this file")
+	witnesses := flag.Int("witnesses", 0, "in-process witnesses that must cosign checkpoints (0: none, \"quorum none\")")
+	quorum := flag.Int("quorum", 0, "how many of the witnesses must cosign a checkpoint (default: a majority, witnesses/2+1)")
+	publishInterval := flag.Duration("publish-interval", publish.DefaultInterval, "how often the publisher reads the log's root when no submission wakes it")
 	flag.Parse()
 	profileTo = *cpuProfile
-	if err := run(*duration, *devices, *perBatch, *rate, *prefix, *server, *seqInterval); err != nil {
+	o := options{duration: *duration, devices: *devices, perBatch: *perBatch, rate: *rate, prefix: *prefix, server: *server,
+		seqInterval: *seqInterval, witnesses: *witnesses, quorum: *quorum, publishInterval: *publishInterval}
+	if o.witnesses > 0 && o.quorum == 0 {
+		o.quorum = o.witnesses/2 + 1
+	}
+	if o.witnesses < 0 || o.quorum < 0 || o.quorum > o.witnesses || (o.witnesses > 0) != (o.quorum > 0) {
+		fmt.Fprintf(os.Stderr, "vitalbench: --quorum %d of --witnesses %d: want 1 ≤ quorum ≤ witnesses, or no witnesses and no quorum\n", *quorum, *witnesses)
+		os.Exit(2)
+	}
+	if err := run(o); err != nil {
 		fmt.Fprintf(os.Stderr, "vitalbench: %v\n", err)
 		os.Exit(1)
 	}
@@ -63,14 +95,28 @@ const hospital = "bench-hospital"
 
 var profileTo string
 
-func run(duration time.Duration, devices, perBatch, rate int, prefix, server string, seqInterval time.Duration) error {
+// options are the command line's settings.
+type options struct {
+	duration                time.Duration
+	devices, perBatch, rate int
+	prefix, server          string
+	seqInterval             time.Duration
+	witnesses, quorum       int
+	publishInterval         time.Duration
+}
+
+func run(o options) error {
 	ctx := context.Background()
-	root, err := sql.Open("mysql", server+"?multiStatements=true")
+	root, err := sql.Open("mysql", o.server+"?multiStatements=true")
 	if err != nil {
 		return err
 	}
-	for _, s := range []string{"ledger", "trillian", "gateway"} {
-		if _, err := root.Exec("DROP DATABASE IF EXISTS " + prefix + "_" + s); err != nil {
+	dbs := []string{"ledger", "trillian", "gateway"}
+	for i := range o.witnesses {
+		dbs = append(dbs, fmt.Sprintf("witness%d", i+1))
+	}
+	for _, s := range dbs {
+		if _, err := root.Exec("DROP DATABASE IF EXISTS " + o.prefix + "_" + s); err != nil {
 			return fmt.Errorf("couldn't reset database: %w", err)
 		}
 	}
@@ -83,10 +129,11 @@ func run(duration time.Duration, devices, perBatch, rate int, prefix, server str
 	cfg := &node.Config{
 		DataDir: dir,
 		Ledger: node.LedgerConfig{
-			GRPC: "127.0.0.1:0", HTTP: "127.0.0.1:0", DB: server + prefix + "_ledger",
-			Trillian: node.TrillianConf{DB: server + prefix + "_trillian", SequencerInterval: seqInterval},
+			GRPC: "127.0.0.1:0", HTTP: "127.0.0.1:0", DB: o.server + o.prefix + "_ledger",
+			Trillian: node.TrillianConf{DB: o.server + o.prefix + "_trillian", SequencerInterval: o.seqInterval},
+			Publish:  node.PublishConf{Interval: o.publishInterval},
 		},
-		Gateway:  node.GatewayConf{GRPC: "127.0.0.1:0", HTTP: "127.0.0.1:0", DB: server + prefix + "_gateway", HospitalID: hospital},
+		Gateway:  node.GatewayConf{GRPC: "127.0.0.1:0", HTTP: "127.0.0.1:0", DB: o.server + o.prefix + "_gateway", HospitalID: hospital},
 		LogLevel: "warn",
 	}
 	if err := cfg.SetDefaults(); err != nil {
@@ -97,6 +144,17 @@ func run(duration time.Duration, devices, perBatch, rate int, prefix, server str
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if o.witnesses > 0 {
+		ws, err := startWitnesses(ctx, cfg, o, logger)
+		defer func() {
+			for _, w := range ws {
+				w.close()
+			}
+		}()
+		if err != nil {
+			return err
+		}
+	}
 	n, err := node.Start(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -142,13 +200,13 @@ func run(duration time.Duration, devices, perBatch, rate int, prefix, server str
 		return err
 	}
 
-	perDevice := (rate*int(duration/time.Second) + devices - 1) / devices
-	fmt.Fprintf(os.Stderr, "registering %d devices and pre-building %d batches of %d readings...\n", devices, perDevice*devices, perBatch)
-	queues := make([][]*v1.SubmitBatchRequest, devices)
+	perDevice := (o.rate*int(o.duration/time.Second) + o.devices - 1) / o.devices
+	fmt.Fprintf(os.Stderr, "registering %d devices and pre-building %d batches of %d readings...\n", o.devices, perDevice*o.devices, o.perBatch)
+	queues := make([][]*v1.SubmitBatchRequest, o.devices)
 	var wg sync.WaitGroup
-	errs := make(chan error, devices)
+	errs := make(chan error, o.devices)
 	sem := make(chan struct{}, runtime.NumCPU())
-	for d := range devices {
+	for d := range o.devices {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -167,7 +225,7 @@ func run(duration time.Duration, devices, perBatch, rate int, prefix, server str
 				errs <- err
 				return
 			}
-			q, err := buildBatches(id, signer, perDevice, perBatch)
+			q, err := buildBatches(id, signer, perDevice, o.perBatch)
 			if err != nil {
 				errs <- err
 				return
@@ -181,7 +239,7 @@ func run(duration time.Duration, devices, perBatch, rate int, prefix, server str
 		return err
 	}
 
-	fmt.Fprintf(os.Stderr, "submitting for %s...\n", duration)
+	fmt.Fprintf(os.Stderr, "submitting for %s...\n", o.duration)
 	if profileTo != "" {
 		f, err := os.Create(profileTo)
 		if err != nil {
@@ -194,11 +252,15 @@ func run(duration time.Duration, devices, perBatch, rate int, prefix, server str
 		defer pprof.StopCPUProfile()
 	}
 	var done atomic.Int64
-	var failed atomic.Int64
+	var failed, pending atomic.Int64
 	var failMu sync.Mutex
 	var failures []string
-	lat := make([][]time.Duration, devices)
-	deadline := time.Now().Add(duration)
+	lat := make([][]time.Duration, o.devices)
+	before, err := gatherPublisher()
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(o.duration)
 	start := time.Now()
 	sctx := as(submitter)
 	progress := time.NewTicker(10 * time.Second)
@@ -214,7 +276,7 @@ func run(duration time.Duration, devices, perBatch, rate int, prefix, server str
 			}
 		}
 	}()
-	for d := range devices {
+	for d := range o.devices {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -225,10 +287,12 @@ func run(duration time.Duration, devices, perBatch, rate int, prefix, server str
 				t0 := time.Now()
 				res, err := gateway.SubmitBatch(sctx, req)
 				if err != nil || res.Pending {
-					failed.Add(1)
 					msg := "pending"
 					if err != nil {
 						msg = err.Error()
+						failed.Add(1)
+					} else {
+						pending.Add(1)
 					}
 					failMu.Lock()
 					if len(failures) < 20 {
@@ -245,6 +309,10 @@ func run(duration time.Duration, devices, perBatch, rate int, prefix, server str
 	wg.Wait()
 	close(stopProgress)
 	elapsed := time.Since(start)
+	after, err := gatherPublisher()
+	if err != nil {
+		return err
+	}
 	for _, f := range failures {
 		fmt.Fprintf(os.Stderr, "  failed: %s\n", f)
 	}
@@ -262,12 +330,190 @@ func run(duration time.Duration, devices, perBatch, rate int, prefix, server str
 	entries := done.Load()
 	fmt.Printf("| setting | value |\n|---|---|\n")
 	fmt.Printf("| devices (concurrent, in-order each) | %d |\n| readings per batch | %d |\n| sequencer interval | %s |\n| duration | %s |\n",
-		devices, perBatch, seqInterval, elapsed.Round(time.Millisecond))
+		o.devices, o.perBatch, o.seqInterval, elapsed.Round(time.Millisecond))
+	if o.witnesses == 0 {
+		fmt.Printf("\n| metric | value |\n|---|---|\n")
+		fmt.Printf("| entries | %d |\n| failed or pending | %d |\n| entries/s | %.0f |\n| readings/s | %.0f |\n| submit→integrated P50 | %s |\n| submit→integrated P99 | %s |\n| max | %s |\n",
+			entries, failed.Load()+pending.Load(), float64(entries)/elapsed.Seconds(), float64(entries*int64(o.perBatch))/elapsed.Seconds(),
+			pct(0.50).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), pct(1).Round(time.Millisecond))
+		return nil
+	}
+	interval := cfg.Ledger.Publish.Interval
+	if interval == 0 {
+		interval = publish.DefaultInterval
+	}
+	fmt.Printf("| witnesses | %d-of-%d (in-process log/witness, each on its own database, loopback HTTP) |\n| publish interval | %s |\n",
+		o.quorum, o.witnesses, interval)
+	d := after.minus(before)
+	perCheckpoint := "—"
+	if d.publications > 0 {
+		perCheckpoint = fmt.Sprintf("%.1f", float64(entries)/d.publications)
+	}
 	fmt.Printf("\n| metric | value |\n|---|---|\n")
-	fmt.Printf("| entries | %d |\n| failed or pending | %d |\n| entries/s | %.0f |\n| readings/s | %.0f |\n| submit→integrated P50 | %s |\n| submit→integrated P99 | %s |\n| max | %s |\n",
-		entries, failed.Load(), float64(entries)/elapsed.Seconds(), float64(entries*int64(perBatch))/elapsed.Seconds(),
+	fmt.Printf("| entries | %d |\n| failed | %d |\n| pending (answered without a receipt) | %d |\n| entries/s | %.0f |\n| readings/s | %.0f |\n",
+		entries, failed.Load(), pending.Load(), float64(entries)/elapsed.Seconds(), float64(entries*int64(o.perBatch))/elapsed.Seconds())
+	fmt.Printf("| submit→cosigned receipt P50 | %s |\n| submit→cosigned receipt P99 | %s |\n| max | %s |\n",
 		pct(0.50).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), pct(1).Round(time.Millisecond))
+	fmt.Printf("| checkpoints published (cosigned by %d-of-%d) | %.0f |\n| entries per checkpoint | %s |\n| cosignatures received | %.0f |\n| witness errors | %.0f |\n",
+		o.quorum, o.witnesses, d.publications, perCheckpoint, d.cosignatures, d.witnessErrors)
+	fmt.Printf("| publisher: tree growth seen → cosigned checkpoint, mean | %s |\n| publisher: same, P99 (histogram bucket bound) | %s |\n",
+		d.latencyMean(), d.latencyQuantile(0.99))
 	return nil
+}
+
+// benchWitness is an in-process tlog-witness: package log/witness on its
+// own database, served over loopback HTTP.
+type benchWitness struct {
+	vkey, url string
+	db        *sql.DB
+	srv       *http.Server
+}
+
+func (w *benchWitness) close() {
+	if w.srv != nil {
+		w.srv.Close()
+	}
+	w.db.Close()
+}
+
+// startWitnesses creates the log's key, starts o.witnesses witnesses that
+// trust it, writes the consortium's policy (o.quorum of them) and sets it
+// as the ledger's publication policy. It returns the witnesses started,
+// even on error, for the caller to close.
+func startWitnesses(ctx context.Context, cfg *node.Config, o options, logger *slog.Logger) ([]*benchWitness, error) {
+	_, logVkey, err := node.LogKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	logs, err := witness.ParseLogs([]byte("log " + logVkey + "\n"))
+	if err != nil {
+		return nil, err
+	}
+	var ws []*benchWitness
+	policy := "log " + logVkey + "\n"
+	var names []string
+	for i := range o.witnesses {
+		name := fmt.Sprintf("w%d", i+1)
+		db, err := witness.Open(ctx, fmt.Sprintf("%s%s_witness%d", o.server, o.prefix, i+1))
+		if err != nil {
+			return ws, fmt.Errorf("couldn't open witness %s's database: %w", name, err)
+		}
+		w := &benchWitness{db: db}
+		ws = append(ws, w)
+		skey, vkey, err := witness.GenerateKey(name + ".vitalbench.example/witness")
+		if err != nil {
+			return ws, err
+		}
+		signer, err := witness.NewSigner(skey)
+		if err != nil {
+			return ws, err
+		}
+		wit, err := witness.New(ctx, witness.Config{Signer: signer, Logs: logs, DB: db, Logger: logger.With("witness", name)})
+		if err != nil {
+			return ws, err
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return ws, fmt.Errorf("couldn't listen for witness %s: %w", name, err)
+		}
+		w.vkey, w.url = vkey, "http://"+ln.Addr().String()+"/"
+		w.srv = &http.Server{Handler: wit.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go w.srv.Serve(ln)
+		policy += "witness " + name + " " + w.vkey + " " + w.url + "\n"
+		names = append(names, name)
+	}
+	policy += fmt.Sprintf("group consortium %d %s\nquorum consortium\n", o.quorum, strings.Join(names, " "))
+	cfg.Ledger.Publish.PolicyFile = filepath.Join(cfg.DataDir, "consortium-policy.txt")
+	if err := os.WriteFile(cfg.Ledger.Publish.PolicyFile, []byte(policy), 0o644); err != nil {
+		return ws, fmt.Errorf("couldn't write the policy: %w", err)
+	}
+	return ws, nil
+}
+
+// publisherView is what the checkpoint publisher's metrics (package
+// log/publish, default Prometheus registry) say at one moment.
+type publisherView struct {
+	publications, cosignatures, witnessErrors float64
+	latencySum, latencyCount                  float64
+	// buckets are the latency histogram's cumulative counts by upper bound.
+	bounds  []float64
+	buckets []float64
+}
+
+// gatherPublisher reads the publisher's metrics.
+func gatherPublisher() (publisherView, error) {
+	mfs, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		return publisherView{}, fmt.Errorf("couldn't gather the publisher's metrics: %w", err)
+	}
+	var v publisherView
+	sum := func(mf *dto.MetricFamily) (s float64) {
+		for _, m := range mf.GetMetric() {
+			s += m.GetCounter().GetValue()
+		}
+		return s
+	}
+	for _, mf := range mfs {
+		switch mf.GetName() {
+		case "vitalproof_publish_publications_total":
+			v.publications = sum(mf)
+		case "vitalproof_publish_cosignatures_total":
+			v.cosignatures = sum(mf)
+		case "vitalproof_publish_witness_errors_total":
+			v.witnessErrors = sum(mf)
+		case "vitalproof_publish_latency_seconds":
+			for _, m := range mf.GetMetric() {
+				h := m.GetHistogram()
+				v.latencySum, v.latencyCount = h.GetSampleSum(), float64(h.GetSampleCount())
+				for _, b := range h.GetBucket() {
+					v.bounds = append(v.bounds, b.GetUpperBound())
+					v.buckets = append(v.buckets, float64(b.GetCumulativeCount()))
+				}
+			}
+		}
+	}
+	return v, nil
+}
+
+// minus returns what happened between earlier and v.
+func (v publisherView) minus(earlier publisherView) publisherView {
+	d := publisherView{
+		publications:  v.publications - earlier.publications,
+		cosignatures:  v.cosignatures - earlier.cosignatures,
+		witnessErrors: v.witnessErrors - earlier.witnessErrors,
+		latencySum:    v.latencySum - earlier.latencySum,
+		latencyCount:  v.latencyCount - earlier.latencyCount,
+		bounds:        v.bounds,
+	}
+	for i, c := range v.buckets {
+		if i < len(earlier.buckets) {
+			c -= earlier.buckets[i]
+		}
+		d.buckets = append(d.buckets, c)
+	}
+	return d
+}
+
+func (v publisherView) latencyMean() string {
+	if v.latencyCount == 0 {
+		return "—"
+	}
+	return (time.Duration(v.latencySum / v.latencyCount * float64(time.Second))).Round(time.Millisecond).String()
+}
+
+// latencyQuantile returns the upper bound of the histogram bucket holding
+// quantile q of the publisher's latency.
+func (v publisherView) latencyQuantile(q float64) string {
+	if v.latencyCount == 0 {
+		return "—"
+	}
+	need := math.Ceil(q * v.latencyCount)
+	for i, c := range v.buckets {
+		if c >= need {
+			return "≤ " + time.Duration(v.bounds[i]*float64(time.Second)).Round(time.Millisecond).String()
+		}
+	}
+	return fmt.Sprintf("> %s", time.Duration(v.bounds[len(v.bounds)-1]*float64(time.Second)).Round(time.Millisecond))
 }
 
 // buildBatches builds a device's consecutive hourly batches, as the device would.
