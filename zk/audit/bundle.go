@@ -141,10 +141,13 @@ func (b *Bundle) checkSyntax() error {
 	if len(b.Entries) == 0 || len(b.Entries) > MaxEntries {
 		return fmt.Errorf("%w: want 1 to %d entries", ErrMalformed, MaxEntries)
 	}
-	for i := range b.Entries {
+	if err := eachEntry(len(b.Entries), func(i int) error {
 		if err := checkLeaf(&b.Entries[i], parseEntry); err != nil {
 			return fmt.Errorf("%w: %s: %v", ErrMalformed, entryName(i, len(b.Entries)), err)
 		}
+		return nil
+	}); err != nil {
+		return err
 	}
 	if b.After != nil {
 		if err := checkLeaf(b.After, parseEntry); err != nil {

@@ -5,10 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"filippo.io/torchwood"
+	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
@@ -215,14 +219,63 @@ func inclusion(b *Bundle, t tree) error {
 			return err
 		}
 	}
-	for i := range b.Entries {
-		if err := check(entryName(i, len(b.Entries)), &b.Entries[i]); err != nil {
-			return err
-		}
+	if err := eachEntry(len(b.Entries), func(i int) error {
+		return check(entryName(i, len(b.Entries)), &b.Entries[i])
+	}); err != nil {
+		return err
 	}
 	if b.After != nil {
 		if err := check("entry after the period", b.After); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// parallelMin is the number of entries from which eachEntry spreads the
+// work over goroutines.
+const parallelMin = 32
+
+// eachEntry calls f for each of n entries, on up to GOMAXPROCS goroutines,
+// and returns the error of the first entry, in order, for which f failed,
+// as a sequential loop would. f must be safe to call concurrently for
+// different entries. Checking an entry (its inclusion proof or its
+// signature) is independent of the others, and a bundle may hold thousands.
+func eachEntry(n int, f func(i int) error) error {
+	workers := min(runtime.GOMAXPROCS(0), n/parallelMin)
+	if workers <= 1 {
+		for i := range n {
+			if err := f(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	errs := make([]error, n)
+	var next atomic.Int64
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for !failed.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if errs[i] = f(i); errs[i] != nil {
+					failed.Store(true)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if failed.Load() {
+		// Entries before a failed one were all checked: workers take
+		// indices in order and finish the one they took.
+		for _, err := range errs {
+			if err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -256,6 +309,12 @@ func (c *checked) signatures(b *Bundle) error {
 		return fmt.Errorf("%w: %v", ErrRegistration, err)
 	}
 	verify := func(what string, l *Leaf) (*wearables.Entry, error) {
+		// The common case first: a well-formed entry signed by the
+		// registered key; then each failure's precise reason.
+		if e, err := wearables.VerifyEntry(l.Bytes, v); err == nil &&
+			e.Header.Attestation == wearables.AttestDevice && e.Header.DeviceID == b.DeviceID {
+			return e, nil
+		}
 		e, err := wearables.ParseEntry(l.Bytes)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, what, err)
@@ -277,10 +336,12 @@ func (c *checked) signatures(b *Bundle) error {
 		}
 	}
 	c.entries = make([]*wearables.Entry, len(b.Entries))
-	for i := range b.Entries {
-		if c.entries[i], err = verify(entryName(i, len(b.Entries)), &b.Entries[i]); err != nil {
-			return err
-		}
+	if err := eachEntry(len(b.Entries), func(i int) error {
+		var err error
+		c.entries[i], err = verify(entryName(i, len(b.Entries)), &b.Entries[i])
+		return err
+	}); err != nil {
+		return err
 	}
 	if b.After != nil {
 		if c.after, err = verify("entry after the period", b.After); err != nil {
@@ -377,8 +438,13 @@ func (c *checked) statement(b *Bundle) error {
 			return fmt.Errorf("%w: %s has %d readings, more than the circuit's %d", ErrStatement, entryName(i, len(s.Entries)), e.Count, shape.PerEntry)
 		}
 	}
-	if _, err := s.PublicInputs(); err != nil {
-		return fmt.Errorf("%w: %v", ErrStatement, err)
+	// The rest of what the public inputs need: commitments that are field
+	// elements. The proof's verification computes the inputs themselves.
+	for i, e := range s.Entries {
+		var x fr.Element
+		if err := x.SetBytesCanonical(e.Commitment[:]); err != nil {
+			return fmt.Errorf("%w: %s: the commitment is not a canonical field element", ErrStatement, entryName(i, len(s.Entries)))
+		}
 	}
 	c.stmt = s
 	return nil
