@@ -76,11 +76,16 @@ func TestLifecycle(t *testing.T) {
 		}
 	}
 	advance(6)
-	// Entries of format v2 name the firmware: the old version is refused.
+	// Entries of format v2 name the firmware: the old version is refused,
+	// and nothing is stored.
+	entries, batches := e.count(e.ledgerDB, "entries"), e.count(e.gatewayDB, "batches")
 	_, err = e.gateway.SubmitBatch(e.as(ctx, e.submitterKey), e.batch(batchSpec{metric: "heart-rate", start: hour(5), values: values(4, 70), noAdvance: true,
 		header: func(h *wearables.EntryHeader) { h.Firmware = "1.0.0" }}))
 	if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "firmware") {
 		t.Errorf("a batch from stale firmware = %v; want PermissionDenied naming the firmware", err)
+	}
+	if e.count(e.ledgerDB, "entries") != entries || e.count(e.gatewayDB, "batches") != batches {
+		t.Error("a batch from stale firmware left rows behind")
 	}
 	if _, err := e.gateway.SubmitBatch(e.as(ctx, e.submitterKey), e.batch(batchSpec{metric: "heart-rate", start: hour(5), values: values(4, 70),
 		header: func(h *wearables.EntryHeader) { h.Firmware = "1.1.0" }})); err != nil {
@@ -89,7 +94,7 @@ func TestLifecycle(t *testing.T) {
 
 	// Recalled three hours ago: later readings are refused, earlier ones not.
 	mustEvent(maker, makerKey, wearables.EventRecalled, now.Add(-3*time.Hour), wearables.EventDetails{Reason: "battery may overheat"}, "recalled")
-	entries, batches := e.count(e.ledgerDB, "entries"), e.count(e.gatewayDB, "batches")
+	entries, batches = e.count(e.ledgerDB, "entries"), e.count(e.gatewayDB, "batches")
 	err = submit(2)
 	if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "recalled") {
 		t.Errorf("a batch after the recall = %v; want PermissionDenied naming the recall", err)
