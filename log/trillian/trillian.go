@@ -342,10 +342,21 @@ func (l *Log) checkInclusion(leafHash log.Hash, index, treeSize uint64, raw [][]
 	if err != nil {
 		return nil, err
 	}
-	if want := len(nodes.IDs); len(p) != want {
+	if want := proofLen(nodes); len(p) != want {
 		return nil, fmt.Errorf("%w: %d hashes, want %d", log.ErrInvalidProof, len(p), want)
 	}
 	return p, nil
+}
+
+// proofLen returns how many hashes a proof of nodes has: its node IDs, less
+// those combined into one ephemeral node (as Rehash combines them).
+func proofLen(nodes proof.Nodes) int {
+	h := make([][]byte, len(nodes.IDs))
+	r, err := nodes.Rehash(h, func(_, _ []byte) []byte { return nil })
+	if err != nil {
+		return len(nodes.IDs)
+	}
+	return len(r)
 }
 
 // ConsistencyProof implements [log.Log.ConsistencyProof]. The proof from the
@@ -387,7 +398,7 @@ func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([]log.Hash
 	if err != nil {
 		return nil, fmt.Errorf("couldn't prove consistency: %w", err)
 	}
-	if want := len(nodes.IDs); len(p) != want {
+	if want := proofLen(nodes); len(p) != want {
 		return nil, fmt.Errorf("couldn't prove consistency: %w: %d hashes, want %d", log.ErrInvalidProof, len(p), want)
 	}
 	return p, nil
