@@ -706,33 +706,14 @@ func (g *Gateway) FlushOutbox(ctx context.Context) error {
 	if err := g.fetchReceipts(ctx); err != nil {
 		return err
 	}
-	rows, err := g.cfg.DB.QueryContext(ctx, "SELECT entry, salt, readings FROM batches WHERE (state = ? OR (state = ? AND leaf_index IS NULL)) AND created_at < NOW(6) - INTERVAL ? MICROSECOND ORDER BY created_at LIMIT ?",
+	stored, err := g.storedBatches(ctx, "SELECT entry, salt, readings, state, leaf_index FROM batches WHERE (state = ? OR (state = ? AND leaf_index IS NULL)) AND created_at < NOW(6) - INTERVAL ? MICROSECOND ORDER BY created_at LIMIT ?",
 		statePending, stateAccepted, g.cfg.OutboxInterval.Microseconds(), g.cfg.FlushEntries)
 	if err != nil {
 		return fmt.Errorf("couldn't list pending batches: %w", err)
 	}
-	var subs []*submission
-	for rows.Next() {
-		var entry, salt, readings []byte
-		if err := rows.Scan(&entry, &salt, &readings); err != nil {
-			rows.Close()
-			return fmt.Errorf("couldn't read pending batch: %w", err)
-		}
-		e, err := wearables.ParseEntry(entry)
-		if err != nil {
-			rows.Close()
-			return fmt.Errorf("couldn't parse stored entry: %w", err)
-		}
-		rs, err := unpackReadings(readings)
-		if err != nil {
-			rows.Close()
-			return err
-		}
-		subs = append(subs, &submission{entry: e, salt: [32]byte(salt), readings: rs, stored: true})
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("couldn't list pending batches: %w", err)
+	subs := make([]*submission, len(stored))
+	for i, b := range stored {
+		subs[i] = &submission{entry: b.Entry, salt: b.Salt, readings: b.Readings, stored: true}
 	}
 	metricOutbox.Set(float64(len(subs)))
 	if len(subs) == 0 {

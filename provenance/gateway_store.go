@@ -49,6 +49,8 @@ func (g *Gateway) PeriodBatches(ctx context.Context, deviceID, metric string, st
 	return before, in, after, nil
 }
 
+// storedBatches runs query, which selects entry, salt, readings, state and
+// leaf_index from batches, and returns its rows as StoredBatches.
 func (g *Gateway) storedBatches(ctx context.Context, query string, args ...any) ([]StoredBatch, error) {
 	rows, err := g.cfg.DB.QueryContext(ctx, query, args...)
 	if err != nil {

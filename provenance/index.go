@@ -96,11 +96,9 @@ func (ix *indexer) row(index uint64, leaf []byte) (IndexedLeaf, error) {
 }
 
 // indexedSize returns how many leaves the live index covers.
-func (l *Ledger) indexedSize(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}) (uint64, error) {
+func (l *Ledger) indexedSize(ctx context.Context) (uint64, error) {
 	var n uint64
-	err := q.QueryRowContext(ctx, "SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM leaf_index").Scan(&n)
+	err := l.cfg.DB.QueryRowContext(ctx, "SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM leaf_index").Scan(&n)
 	return n, err
 }
 
@@ -121,7 +119,7 @@ func (l *Ledger) IndexLog(ctx context.Context) (int, error) {
 	}}
 	total := 0
 	for {
-		start, err := l.indexedSize(ctx, l.cfg.DB)
+		start, err := l.indexedSize(ctx)
 		if err != nil {
 			return total, fmt.Errorf("couldn't read the index's size: %w", err)
 		}

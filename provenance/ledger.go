@@ -209,30 +209,40 @@ func (l *Ledger) RegisterDevice(ctx context.Context, d Device) error {
 	if err != nil {
 		return internal("sign registration record", err)
 	}
-	err = inTx(ctx, l.cfg.DB, func(tx *sql.Tx) error {
+	if err := l.storeRegistration(ctx, reg, record, "hospital_id", "device_id"); err != nil {
+		return err
+	}
+	l.log.InfoContext(ctx, "registered device", "device", d.ID, "hospital", d.Hospital)
+	return nil
+}
+
+// storeRegistration records a device and its signed registration record
+// r in one transaction, then appends the record to the log. hospitalField
+// and deviceField name the request's fields in errors.
+func (l *Ledger) storeRegistration(ctx context.Context, r *wearables.Registration, record []byte, hospitalField, deviceField string) error {
+	err := inTx(ctx, l.cfg.DB, func(tx *sql.Tx) error {
 		var one int
-		err := tx.QueryRowContext(ctx, "SELECT 1 FROM hospitals WHERE id = ?", d.Hospital).Scan(&one)
+		err := tx.QueryRowContext(ctx, "SELECT 1 FROM hospitals WHERE id = ?", r.Hospital).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
-			return errorf(KindNotFound, "hospital_id", "hospital is not registered")
+			return errorf(KindNotFound, hospitalField, "hospital is not registered")
 		}
 		if err != nil {
 			return internal("look up hospital", err)
 		}
 		_, err = tx.ExecContext(ctx, "INSERT INTO devices (id, manufacturer, udi, model, firmware, public_key, hospital, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-			d.ID, d.Manufacturer, udi.String(), d.Model, d.Firmware, []byte(d.PublicKey), d.Hospital, DeviceActive)
+			r.DeviceID, r.Manufacturer, r.UDI, r.Model, r.Firmware, []byte(r.PublicKey), r.Hospital, DeviceActive)
 		if isDuplicate(err) {
-			return errorf(KindConflict, "device_id", "device is already registered")
+			return errorf(KindConflict, deviceField, "device is already registered")
 		}
 		if err != nil {
 			return internal("register device", err)
 		}
-		return recordLeaf(ctx, tx, record, registrationChain(d.ID), d.ID, d.Hospital)
+		return recordLeaf(ctx, tx, record, registrationChain(r.DeviceID), r.DeviceID, r.Hospital)
 	})
 	if err != nil {
 		return err
 	}
-	l.appendRecord(ctx, record, "registration record of device "+d.ID)
-	l.log.InfoContext(ctx, "registered device", "device", d.ID, "hospital", d.Hospital)
+	l.appendRecord(ctx, record, "registration record of device "+r.DeviceID)
 	return nil
 }
 
@@ -787,14 +797,24 @@ func (l *Ledger) uncovered(ctx context.Context, index, published uint64) error {
 
 // Entry returns the entry at index.
 func (l *Ledger) Entry(ctx context.Context, index uint64) ([]byte, error) {
-	leaves, err := l.cfg.Log.Leaves(ctx, index, 1)
-	if errors.Is(err, vlog.ErrOutOfRange) || (err == nil && len(leaves) == 0) {
-		return nil, errorf(KindNotFound, "index", "no entry at this index")
-	}
+	leaves, err := l.leaves(ctx, index, 1, "index")
 	if err != nil {
-		return nil, internal("read entry", err)
+		return nil, err
 	}
 	return leaves[0], nil
+}
+
+// leaves reads up to count leaves from start; field names start in the
+// not-found error.
+func (l *Ledger) leaves(ctx context.Context, start, count uint64, field string) ([][]byte, error) {
+	leaves, err := l.cfg.Log.Leaves(ctx, start, count)
+	if errors.Is(err, vlog.ErrOutOfRange) || (err == nil && len(leaves) == 0) {
+		return nil, errorf(KindNotFound, field, "no entry at this index")
+	}
+	if err != nil {
+		return nil, internal("read entries", err)
+	}
+	return leaves, nil
 }
 
 // MaxEntriesPerRead bounds one Entries call.
@@ -807,14 +827,7 @@ func (l *Ledger) Entries(ctx context.Context, start uint64, count int) ([][]byte
 	if count <= 0 || count > MaxEntriesPerRead {
 		count = MaxEntriesPerRead
 	}
-	leaves, err := l.cfg.Log.Leaves(ctx, start, uint64(count))
-	if errors.Is(err, vlog.ErrOutOfRange) || (err == nil && len(leaves) == 0) {
-		return nil, errorf(KindNotFound, "start", "no entry at this index")
-	}
-	if err != nil {
-		return nil, internal("read entries", err)
-	}
-	return leaves, nil
+	return l.leaves(ctx, start, uint64(count), "start")
 }
 
 // InclusionProof returns the inclusion proof of the entry at index in the

@@ -230,29 +230,9 @@ func (l *Ledger) RegisterManufactured(ctx context.Context, manufacturerID string
 	if d := time.Since(time.Unix(r.Registered, 0)); d > 24*time.Hour || d < -5*time.Minute {
 		return Device{}, invalid("registration.registered", "not within the last day")
 	}
-	err = inTx(ctx, l.cfg.DB, func(tx *sql.Tx) error {
-		var one int
-		err := tx.QueryRowContext(ctx, "SELECT 1 FROM hospitals WHERE id = ?", r.Hospital).Scan(&one)
-		if errors.Is(err, sql.ErrNoRows) {
-			return errorf(KindNotFound, "registration.hospital", "hospital is not registered")
-		}
-		if err != nil {
-			return internal("look up hospital", err)
-		}
-		_, err = tx.ExecContext(ctx, "INSERT INTO devices (id, manufacturer, udi, model, firmware, public_key, hospital, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-			r.DeviceID, r.Manufacturer, r.UDI, r.Model, r.Firmware, []byte(r.PublicKey), r.Hospital, DeviceActive)
-		if isDuplicate(err) {
-			return errorf(KindConflict, "registration.device", "device is already registered")
-		}
-		if err != nil {
-			return internal("register device", err)
-		}
-		return recordLeaf(ctx, tx, record, registrationChain(r.DeviceID), r.DeviceID, r.Hospital)
-	})
-	if err != nil {
+	if err := l.storeRegistration(ctx, &r, record, "registration.hospital", "registration.device"); err != nil {
 		return Device{}, err
 	}
-	l.appendRecord(ctx, record, "registration record of device "+r.DeviceID)
 	l.log.InfoContext(ctx, "manufacturer registered device", "device", r.DeviceID, "manufacturer", manufacturerID, "hospital", r.Hospital)
 	return l.Device(ctx, r.DeviceID)
 }
