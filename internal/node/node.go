@@ -363,8 +363,9 @@ func (n *Node) startPublisher(ctx, runCtx context.Context, lg vlog.Log, signer *
 			}
 		}
 	}()
-	// The history's database closes after Run returns.
-	n.onClose(func(context.Context) error { n.cancel(); <-done; return nil })
+	// The history's database closes after Run returns (Close cancels
+	// runCtx before it calls the closers).
+	n.onClose(func(context.Context) error { <-done; return nil })
 	return pub, nil
 }
 
